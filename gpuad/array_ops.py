@@ -1,0 +1,473 @@
+"""Non-elementwise primitives (reductions, shapes, indexing, matmul, cast) and creation ops.
+
+Each primitive is a forward on raw arrays plus a VJP written with gpuad ops, so that an outer
+tape records the backward pass and it can be differentiated again.
+"""
+import builtins
+import numbers
+
+import numpy
+
+from . import backends as _backend
+from . import tape as _tape
+from .ops import _apply, _tensor, _same_backend, _wrap, equal, multiply, divide
+from .tape import Primitive
+from .tensor import Tensor, convert_to_tensor
+
+
+def _axes(op, axis, shape):
+    """Normalize ``axis`` (None, int or tuple, negatives allowed) to a sorted tuple."""
+    ndim = len(shape)
+    if axis is None:
+        return tuple(builtins.range(ndim))
+    if isinstance(axis, Tensor):
+        axis = axis.numpy().tolist()
+    items = axis if isinstance(axis, (tuple, list)) else (axis,)
+    axes = []
+    for a in items:
+        if not isinstance(a, (numbers.Integral, numpy.integer)) or isinstance(a, bool):
+            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {shape}")
+        axes.append(int(a) % ndim)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: repeated axis in {axis!r}")
+    return tuple(sorted(axes))
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+# ------------------------------------------------------------------------------ reductions
+
+def _reduce_sum_vjp(g, saved, attrs, needs, differentiable):
+    shape, axes, keepdims = attrs
+    g = g if isinstance(g, Tensor) else _wrap(g)
+    if not keepdims:
+        g = reshape(g, _kept_shape(shape, axes))
+    return (broadcast_to(g, shape),)
+
+
+_REDUCE_SUM = Primitive("reduce_sum", _reduce_sum_vjp)
+
+
+def _reduce_input(op, x, float_only=False):
+    x = _tensor(x, op)
+    if x.dtype.kind not in "fiu" or (float_only and x.dtype.kind != "f"):
+        raise TypeError(f"{op}: unsupported dtype {x.dtype}")
+    return x
+
+
+def reduce_sum(x, axis=None, keepdims=False):
+    """Sum over ``axis`` (None: all; int or tuple; negative counts from the end).
+
+    >>> import gpuad as ad
+    >>> ad.reduce_sum(ad.constant([[1.0, 2.0], [3.0, 4.0]]), axis=0).numpy()
+    array([4., 6.], dtype=float32)
+    """
+    x = _reduce_input("reduce_sum", x)
+    axes = _axes("reduce_sum", axis, x.shape)
+    v = x._value
+    value = v.sum(axis=axes, keepdims=keepdims, dtype=v.dtype)
+    return _apply(_REDUCE_SUM, (x,), value, (), (x.shape, axes, keepdims))
+
+
+def reduce_mean(x, axis=None, keepdims=False):
+    """Mean over ``axis``; an integer tensor's mean stays integer (truncated), as TensorFlow.
+
+    >>> import gpuad as ad
+    >>> ad.reduce_mean(ad.constant([1, 2])).numpy()
+    array(1, dtype=int32)
+    """
+    x = _reduce_input("reduce_mean", x)
+    axes = _axes("reduce_mean", axis, x.shape)
+    count = int(numpy.prod([x.shape[a] for a in axes]))
+    if x.dtype.kind != "f":
+        total = x._value.sum(axis=axes, keepdims=keepdims, dtype=x.dtype)
+        xp = _backend.module_of(x._value)
+        return _wrap((xp.sign(total) * (abs(total) // builtins.max(count, 1))).astype(x.dtype))
+    return divide(reduce_sum(x, axes, keepdims), float(count))
+
+
+def _reduce_extreme_vjp(g, saved, attrs, needs, differentiable):
+    x, out = saved
+    shape, axes, keepdims = attrs
+    g = g if isinstance(g, Tensor) else _wrap(g)
+    if not keepdims:
+        g, out = reshape(g, _kept_shape(shape, axes)), reshape(out, _kept_shape(shape, axes))
+    hit = cast(equal(x, out), x.dtype)  # ties share the gradient equally, as TensorFlow
+    return (multiply(g, divide(hit, reduce_sum(hit, axes, keepdims=True))),)
+
+
+_REDUCE_EXTREME = Primitive("reduce_max", _reduce_extreme_vjp)
+
+
+def _reduce_extreme(op, method, x, axis, keepdims):
+    x = _reduce_input(op, x)
+    axes = _axes(op, axis, x.shape)
+    if any(x.shape[a] == 0 for a in axes):
+        raise ValueError(f"{op}: cannot reduce an empty axis (shape {x.shape}, axis {axis})")
+    out = _wrap(getattr(x._value, method)(axis=axes, keepdims=keepdims))
+    if _tape.ACTIVE and _tape._state.stack:
+        _tape.record(_REDUCE_EXTREME, (x,), out, (x, out), (x.shape, axes, keepdims))
+    return out
+
+
+def reduce_max(x, axis=None, keepdims=False):
+    """Maximum over ``axis``; tied maxima share the gradient equally, as TensorFlow.
+
+    >>> import gpuad as ad
+    >>> ad.reduce_max(ad.constant([1.0, 3.0, 2.0])).numpy()
+    array(3., dtype=float32)
+    """
+    return _reduce_extreme("reduce_max", "max", x, axis, keepdims)
+
+
+def reduce_min(x, axis=None, keepdims=False):
+    """Minimum over ``axis``; tied minima share the gradient equally, as TensorFlow."""
+    return _reduce_extreme("reduce_min", "min", x, axis, keepdims)
+
+
+# ---------------------------------------------------------------------------------- shapes
+
+_RESHAPE = Primitive("reshape", lambda g, saved, attrs, needs, diff: (reshape(g, attrs),))
+
+
+def _shape_tuple(op, shape):
+    if isinstance(shape, Tensor):
+        shape = shape.numpy().tolist()
+    if isinstance(shape, (numbers.Integral, numpy.integer)):
+        shape = (shape,)
+    try:
+        return tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
+
+
+def reshape(x, shape):
+    """Reshape (one dimension may be -1).
+
+    >>> import gpuad as ad
+    >>> ad.reshape(ad.range(6), (2, -1)).shape
+    (2, 3)
+    """
+    x = _tensor(x, "reshape")
+    shape = _shape_tuple("reshape", shape)
+    try:
+        value = x._value.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
+                         f"({x.size} elements) into shape {shape}") from None
+    return _apply(_RESHAPE, (x,), value, (), x.shape)
+
+
+_TRANSPOSE = Primitive("transpose", lambda g, saved, attrs, needs, diff: (
+    transpose(g, tuple(numpy.argsort(attrs))),))
+
+
+def transpose(x, perm=None):
+    """Permute the axes (default: reverse them).
+
+    >>> import gpuad as ad
+    >>> ad.transpose(ad.zeros((2, 3, 4)), (1, 0, 2)).shape
+    (3, 2, 4)
+    """
+    x = _tensor(x, "transpose")
+    perm = tuple(builtins.range(x.ndim))[::-1] if perm is None else _shape_tuple("transpose", perm)
+    if sorted(perm) != list(builtins.range(x.ndim)):
+        raise ValueError(f"transpose: perm {perm} is not a permutation of the axes of a "
+                         f"tensor of shape {x.shape}")
+    return _apply(_TRANSPOSE, (x,), x._value.transpose(perm), (), perm)
+
+
+_BROADCAST_TO = Primitive("broadcast_to", lambda g, saved, attrs, needs, diff: (
+    sum_to_shape(g if isinstance(g, Tensor) else _wrap(g), attrs),))
+
+
+def broadcast_to(x, shape):
+    """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient is summed back.
+
+    >>> import gpuad as ad
+    >>> ad.broadcast_to(ad.constant([1.0, 2.0]), (3, 2)).shape
+    (3, 2)
+    """
+    x = _tensor(x, "broadcast_to")
+    shape = _shape_tuple("broadcast_to", shape)
+    if x.shape == shape:
+        return x
+    try:
+        value = _backend.module_of(x._value).broadcast_to(x._value, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
+    return _apply(_BROADCAST_TO, (x,), value, (), x.shape)
+
+
+def sum_to_shape(x, shape):
+    """Sum ``x`` down to ``shape``: the adjoint of broadcasting ``shape`` to ``x.shape``."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(builtins.range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+    return reshape(reduce_sum(x, axes, keepdims=True), shape)
+
+
+_CAST = Primitive("cast", lambda g, saved, attrs, needs, diff: (
+    cast(g if isinstance(g, Tensor) else _wrap(g), attrs),))
+
+
+def cast(x, dtype):
+    """Convert ``x`` to ``dtype`` (differentiable between floating dtypes).
+
+    >>> import gpuad as ad
+    >>> ad.cast(ad.constant([1.7, -1.7]), "int32").numpy()
+    array([ 1, -1], dtype=int32)
+    """
+    x = _tensor(x, "cast")
+    try:
+        dtype = numpy.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"cast: {dtype!r} is not a dtype") from None
+    if x.dtype == dtype:
+        return x
+    value = x._value.astype(dtype)
+    if x.dtype.kind != "f":
+        return _wrap(value)
+    return _apply(_CAST, (x,), value, (), x.dtype)
+
+
+def _index_key(key, x):
+    """A key with Tensors replaced by raw arrays on ``x``'s backend."""
+    def raw(k):
+        if isinstance(k, Tensor):
+            return _backend.asarray(k._value, x.backend)
+        if isinstance(k, list):
+            return _backend.asarray(numpy.asarray(k), x.backend)
+        return k
+    return tuple(raw(k) for k in key) if isinstance(key, tuple) else raw(key)
+
+
+def _is_basic(key):
+    items = key if isinstance(key, tuple) else (key,)
+    return all(isinstance(k, (numbers.Integral, slice, type(None), type(Ellipsis)))
+               or getattr(k, "dtype", None) == numpy.bool_ for k in items)
+
+
+def _getitem_vjp(g, saved, attrs, needs, differentiable):
+    key, shape = attrs
+    return (_scatter_add(g if isinstance(g, Tensor) else _wrap(g), key, shape),)
+
+
+_GETITEM = Primitive("getitem", _getitem_vjp)
+_SCATTER_ADD = Primitive("scatter_add", lambda g, saved, attrs, needs, diff: (
+    getitem(g if isinstance(g, Tensor) else _wrap(g), attrs[0]),))
+
+
+def getitem(x, key):
+    """``x[key]``: ints, slices (negative steps too), ``...``, None, integer arrays and bool
+    masks; the gradient of repeated indices accumulates.
+
+    >>> import gpuad as ad
+    >>> ad.constant([[1.0, 2.0], [3.0, 4.0]])[:, 1].numpy()
+    array([2., 4.], dtype=float32)
+    """
+    x = _tensor(x, "getitem")
+    key = _index_key(key, x)
+    try:
+        value = x._value[key]
+    except IndexError as error:
+        raise IndexError(f"getitem: {error} (tensor shape {x.shape})") from None
+    return _apply(_GETITEM, (x,), value, (), (key, x.shape))
+
+
+def _scatter_add(g, key, shape):
+    """zeros(shape) with ``g`` added at ``key`` (repeated indices accumulate)."""
+    xp = _backend.module_of(g._value)
+    value = xp.zeros(shape, g.dtype)
+    if _is_basic(key):
+        value[key] = g._value
+    else:
+        xp.add.at(value, key, g._value)
+    return _apply(_SCATTER_ADD, (g,), value, (), (key, g.shape))
+
+
+_STACK = Primitive("stack", lambda g, saved, attrs, needs, diff: unstack(
+    g if isinstance(g, Tensor) else _wrap(g), attrs))
+
+
+def stack(values, axis=0):
+    """Stack a list of tensors of one shape along a new axis.
+
+    >>> import gpuad as ad
+    >>> ad.stack([ad.constant([1.0, 2.0]), ad.constant([3.0, 4.0])], axis=1).shape
+    (2, 2)
+    """
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    tensors = [_tensor(v, "stack", f"values[{i}]") for i, v in enumerate(values)]
+    _same_backend("stack", tensors)
+    first = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.shape != first.shape or t.dtype != first.dtype:
+            raise ValueError(f"stack: values[0] is {first.dtype}{list(first.shape)} but "
+                             f"values[{i}] is {t.dtype}{list(t.shape)}")
+    if not -first.ndim - 1 <= axis <= first.ndim:
+        raise ValueError(f"stack: axis {axis} is out of range for tensors of shape {first.shape}")
+    axis = axis % (first.ndim + 1)
+    value = _backend.module_of(first._value).stack([t._value for t in tensors], axis=axis)
+    return _apply(_STACK, tuple(tensors), value, (), axis)
+
+
+def unstack(x, axis=0):
+    """Split ``x`` along ``axis`` into a list of tensors (the inverse of :func:`stack`)."""
+    x = _tensor(x, "unstack")
+    axis = _axes("unstack", axis, x.shape)[0]
+    lead = (slice(None),) * axis
+    return [getitem(x, lead + (i,)) for i in builtins.range(x.shape[axis])]
+
+
+# ---------------------------------------------------------------------------------- matmul
+
+def _swap_last(x):
+    perm = list(builtins.range(x.ndim))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    return transpose(x, perm)
+
+
+def _matmul_vjp(g, saved, attrs, needs, differentiable):
+    a, b = saved
+    g = g if isinstance(g, Tensor) else _wrap(g)
+    ga = sum_to_shape(matmul(g, _swap_last(b)), a.shape) if needs[0] else None
+    gb = sum_to_shape(matmul(_swap_last(a), g), b.shape) if needs[1] else None
+    return ga, gb
+
+
+_MATMUL = Primitive("matmul", _matmul_vjp)
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's rules: batched, broadcasting, 1-D operands.
+
+    >>> import gpuad as ad
+    >>> ad.matmul(ad.ones((2, 3)), ad.ones((3, 4))).shape
+    (2, 4)
+    """
+    a, b = _tensor(a, "matmul", "a"), _tensor(b, "matmul", "b")
+    _same_backend("matmul", (a, b))
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul: a has dtype {a.dtype} and b has dtype {b.dtype}; gpuad does "
+                        f"not promote dtypes implicitly (use gpuad.cast)")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least one dimension, got shapes "
+                         f"{a.shape} and {b.shape}")
+    if a.ndim == 1:
+        return reshape(matmul(reshape(a, (1, -1)), b), b.shape[:-2] + b.shape[-1:])
+    if b.ndim == 1:
+        return reshape(matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: inner dimensions differ: a has shape {a.shape} and b has "
+                         f"shape {b.shape}")
+    try:
+        value = _backend.module_of(a._value).matmul(a._value, b._value)
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} do not "
+                         f"broadcast") from None
+    return _apply(_MATMUL, (a, b), value, (a, b))
+
+
+# -------------------------------------------------------------------------------- creation
+
+def _creation_module(backend):
+    return _backend.module(backend or _backend.get_backend())
+
+
+def zeros(shape, dtype=numpy.float32, backend=None):
+    """A tensor of zeros (float32 by default).
+
+    >>> import gpuad as ad
+    >>> ad.zeros((2,)).numpy()
+    array([0., 0.], dtype=float32)
+    """
+    return _wrap(_creation_module(backend).zeros(_shape_tuple("zeros", shape), dtype))
+
+
+def ones(shape, dtype=numpy.float32, backend=None):
+    """A tensor of ones (float32 by default)."""
+    return _wrap(_creation_module(backend).ones(_shape_tuple("ones", shape), dtype))
+
+
+def zeros_like(x, dtype=None):
+    """Zeros of ``x``'s shape, dtype (unless given) and backend."""
+    x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="zeros_like")
+    return _wrap(_backend.module_of(x._value).zeros(x.shape, dtype or x.dtype))
+
+
+def ones_like(x, dtype=None):
+    """Ones of ``x``'s shape, dtype (unless given) and backend."""
+    x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="ones_like")
+    return _wrap(_backend.module_of(x._value).ones(x.shape, dtype or x.dtype))
+
+
+def fill(dims, value, backend=None):
+    """A tensor of shape ``dims`` filled with ``value`` (dtype by TensorFlow's rules).
+
+    >>> import gpuad as ad
+    >>> ad.fill((2,), 7).numpy()
+    array([7, 7], dtype=int32)
+    """
+    value = convert_to_tensor(value, backend=backend, op="fill")
+    if value.ndim:
+        raise ValueError(f"fill: value must be a scalar, got shape {value.shape}")
+    xp = _backend.module_of(value._value)
+    return _wrap(xp.full(_shape_tuple("fill", dims), value._value, value.dtype))
+
+
+def eye(num_rows, num_columns=None, dtype=numpy.float32, backend=None):
+    """The identity matrix (float32 by default)."""
+    return _wrap(_creation_module(backend).eye(num_rows, num_columns, dtype=dtype))
+
+
+def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (TF's name)
+    """Numbers from ``start`` to ``limit`` (exclusive) by ``delta``, as ``tf.range``.
+
+    >>> import gpuad as ad
+    >>> ad.range(4).numpy(), ad.range(0.0, 1.0, 0.5).numpy()
+    (array([0, 1, 2, 3], dtype=int32), array([0. , 0.5], dtype=float32))
+    """
+    if limit is None:
+        start, limit = 0, start
+    numbers_ = [float(v) if isinstance(v, Tensor) and v.dtype.kind == "f" else
+                int(v) if isinstance(v, Tensor) else v for v in (start, limit, delta)]
+    if delta == 0:
+        raise ValueError("range: delta must not be 0")
+    if dtype is None:
+        dtype = numpy.float32 if any(isinstance(v, float) for v in numbers_) else numpy.int32
+    return _wrap(_creation_module(backend).arange(*numbers_, dtype=dtype))
+
+
+def linspace(start, stop, num, backend=None):
+    """``num`` evenly spaced numbers from ``start`` to ``stop`` inclusive (float32 for
+    Python numbers, else the dtype of ``start``), as ``tf.linspace``.
+
+    >>> import gpuad as ad
+    >>> ad.linspace(0.0, 1.0, 3).numpy()
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
+    start_t = convert_to_tensor(start, backend=backend, op="linspace")
+    dtype = start_t.dtype if start_t.dtype.kind == "f" else numpy.float32
+    num = int(num)
+    if num < 0:
+        raise ValueError(f"linspace: num must be >= 0, got {num}")
+    values = numpy.linspace(float(start), float(stop), num).astype(dtype)
+    return _wrap(_backend.asarray(values, backend or start_t.backend))
+
+
+lin_space = linspace
+
+
+def identity(x):
+    """A new tensor with the value of ``x`` (gradient: the identity), as ``tf.identity``."""
+    x = _tensor(x, "identity")
+    return _apply(_tape._IDENTITY, (x,), x._value)

@@ -1,0 +1,404 @@
+"""gpuad's ops.
+
+Elementwise ops are generated from the derivative table (:mod:`gpuad.table`): one
+:class:`Elementwise` primitive per entry, whose forward and VJP are rendered for NumPy, for
+CuPy (one fused kernel) and as gpuad ops (the differentiable path).  Every other primitive is a
+forward on raw arrays plus a VJP written with gpuad ops, so it is differentiable again.
+"""
+import builtins
+import numbers
+
+import numpy
+
+from . import backends as _backend
+from . import table as _table
+from . import tape as _tape
+from .backends import cupy_ndarray
+from .tensor import Tensor, Variable, convert_like, convert_to_tensor, ndarray
+
+_new = Tensor.__new__
+_ELLIPSIS = ...  # ufunc(..., out=...) returns a 0-d array instead of a NumPy scalar
+_FLOAT_KINDS = "f"
+_INT_OK = {"negative", "abs", "sign", "square", "add", "subtract", "multiply", "divide", "pow",
+           "maximum", "minimum", "where", "relu", "floordiv", "mod", "floor", "ceil", "round"}
+
+
+def _wrap(value):
+    """A new untracked Tensor around a backend array (NumPy scalars become 0-d arrays)."""
+    out = _new(Tensor)
+    out._value = value if type(value) is ndarray or type(value) is cupy_ndarray \
+        else numpy.asarray(value)
+    out._id = 0
+    return out
+
+
+def _apply(prim, inputs, value, saved=(), attrs=None):
+    """Wrap a primitive's forward result and record it on the active tapes."""
+    out = _wrap(value)
+    if _tape.ACTIVE and _tape._state.stack:
+        _tape.record(prim, inputs, out, saved, attrs)
+    return out
+
+
+def _tensor(x, op, arg="x"):
+    """An op's tensor argument: converted if needed; a Variable is read while a tape records."""
+    if type(x) is Tensor:
+        return x
+    if isinstance(x, Tensor):
+        return _tape.as_input(x)
+    try:
+        return convert_to_tensor(x, op=op)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{error} (argument {arg!r})") from None
+
+
+def _same_backend(op, tensors):
+    names = {t.backend for t in tensors}
+    if len(names) > 1:
+        raise TypeError(f"{op}: tensors of two backends ({' and '.join(sorted(names))}) in one "
+                        f"op; move one with Tensor.to()")
+
+
+# ============================================================ elementwise ops from the table
+
+_ENTRIES = _table.load()
+
+
+def _dtype_type(*values):
+    for v in values:
+        if hasattr(v, "dtype"):
+            return v.dtype.type
+    return numpy.float32
+
+
+def _compile(source, namespace, fname):
+    exec(compile(source, f"<gpuad derivative table: {fname}>", "exec"), namespace)
+    return namespace[fname]
+
+
+def _forward_source(entry, fname, root_out):
+    args = ", ".join(entry.inputs)
+    typed = any(isinstance(n, _table.ast.Constant) for n in _table.ast.walk(entry.forward))
+    head = f"    T = _dtype_type({args})\n" if typed else ""
+    return (f"def {fname}({args}, out=None):\n{head}"
+            f"    return {_table.python_source(entry.forward, root_out=root_out)}\n")
+
+
+def _array_namespace(xp):
+    """Names the rendered Python code uses, resolved in array module ``xp``."""
+    ns = {name: getattr(xp, ufunc) for name, (ufunc, _) in _table.BUILTINS.items()}
+    ns.update({"ufunc_" + u: getattr(xp, u) for u in _table.OPERATOR_UFUNCS.values()})
+    ns.update(asarray=xp.asarray, zeros_like=xp.zeros_like, _dtype_type=_dtype_type)
+    return ns
+
+
+_NUMPY_NS = _array_namespace(numpy)
+_CUPY_NS = None  # built on first use, from the same sources
+_GPUAD_NS = {}   # filled below with the op functions: the differentiable rendering
+
+
+def _cupy_namespace():
+    global _CUPY_NS
+    if _CUPY_NS is None:
+        ns = _array_namespace(_backend.cupy)
+        for entry in _ENTRIES.values():
+            fwd = _compile(_forward_source(entry, "fwd_" + entry.name, False), ns,
+                           "fwd_" + entry.name)
+            if entry.name not in _table.BUILTINS:
+                ns[entry.name] = fwd
+        _CUPY_NS = ns
+    return _CUPY_NS
+
+
+_PREAMBLE = None
+
+
+def _kernel(spec):
+    global _PREAMBLE
+    if _PREAMBLE is None:
+        _PREAMBLE = _table.cuda_preamble(_ENTRIES)
+    return _backend.elementwise_kernel(*spec, preamble=_PREAMBLE)
+
+
+class Elementwise:
+    """An elementwise primitive rendered from one row of the derivative table."""
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.name = entry.name
+        self.differentiable = bool(entry.partials)
+        # what a record keeps: positions in (inputs..., out)
+        positions = entry.inputs + ("out",)
+        self.save_positions = tuple(positions.index(n) for n in entry.saves)
+        fname = "fwd_" + entry.name
+        self.numpy_forward = _compile(_forward_source(entry, fname, True), _NUMPY_NS, fname)
+        if entry.name not in _table.BUILTINS:
+            _NUMPY_NS[entry.name] = self.numpy_forward
+        self._vjps = {}
+
+    def __repr__(self):
+        return f"<gpuad elementwise primitive {self.name}>"
+
+    def cupy_forward(self, values):
+        dtype = next(v.dtype for v, n in zip(values, self.entry.inputs)
+                     if hasattr(v, "dtype") and n not in self.entry.ctypes)
+        if dtype.kind != "f":  # integer arithmetic: CuPy's ufuncs, as NumPy's
+            return getattr(_cupy_namespace(), "fwd_" + self.name)(*values)
+        kernel = _kernel(_table.forward_kernel_spec(self.entry))
+        return kernel(*[dtype.type(v) if isinstance(v, numbers.Number) else v for v in values])
+
+    def saved(self, inputs, out):
+        every = inputs + (out,)
+        return tuple([every[i] for i in self.save_positions])
+
+    def _rules(self, needs):
+        rules = self._vjps.get(needs)
+        if rules is None:
+            source = _table.python_vjp_source(self.entry, needs, "vjp_" + self.name)
+            numpy_rule = _compile(source, dict(_NUMPY_NS), "vjp_" + self.name)
+            gpuad_rule = _compile(source, _GPUAD_NS, "vjp_" + self.name)
+            rules = self._vjps[needs] = (numpy_rule, gpuad_rule, None)
+        return rules
+
+    def _cuda_vjp(self, needs, g, values):
+        rules = self._rules(needs)
+        if rules[2] is None:
+            spec = _table.vjp_kernel_spec(self.entry, needs)
+            ins = [p.split()[1] for p in spec[0].split(",")][1:]
+            order = [self.entry.saves.index(n) for n in ins]
+            rules = self._vjps[needs] = rules[:2] + ((_kernel(spec), order),)
+        kernel, order = rules[2]
+        T = g.dtype.type
+        args = [g] + [T(values[i]) if isinstance(values[i], numbers.Number) else values[i]
+                      for i in order]
+        result = kernel(*args)
+        result = iter(result if isinstance(result, tuple) else (result,))
+        return [next(result) if need and n in self.entry.partials else None
+                for n, need in zip(self.entry.inputs, needs)]
+
+    def vjp(self, g, saved, shapes, needs, differentiable):
+        if differentiable:
+            grads = self._rules(needs)[1](float, _tape.as_tensor(g), *saved)
+            if shapes is not None:
+                grads = [sum_to_shape(gi, s) if gi is not None and s is not None else gi
+                         for gi, s in zip(grads, shapes)]
+            return grads
+        g = g._value if isinstance(g, Tensor) else g
+        values = [s._value if isinstance(s, Tensor) else s for s in saved]
+        if type(g) is cupy_ndarray:
+            grads = self._cuda_vjp(needs, g, values)
+        else:
+            grads = self._rules(needs)[0](g.dtype.type, g, *values)
+        if shapes is not None:
+            grads = [_raw_sum_to_shape(gi, s) if gi is not None and s is not None else gi
+                     for gi, s in zip(grads, shapes)]
+        return grads
+
+
+def _raw_sum_to_shape(value, shape):
+    """Sum a raw array down to ``shape`` (the inverse of broadcasting)."""
+    if value.shape == shape:
+        return value
+    lead = value.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                      if n == 1 and value.shape[lead + i] != 1)
+    return value.sum(axis=axes).reshape(shape) if axes else value.reshape(shape)
+
+
+def _broadcast_shapes(inputs, out):
+    """Input shapes, when an input was broadcast (its gradient must be summed back)."""
+    shape = out._value.shape
+    shapes = tuple([x._value.shape if isinstance(x, Tensor) else None for x in inputs])
+    return None if all(s is None or s == shape for s in shapes) else shapes
+
+
+def _record_elementwise(prim, inputs, out):
+    if prim.differentiable and out._value.dtype.kind in "fc":
+        _tape.record(prim, inputs, out, prim.saved(inputs, out), _broadcast_shapes(inputs, out))
+
+
+def _dtype_error(prim, dtype):
+    kind = "complex" if dtype.kind == "c" else str(dtype)
+    raise TypeError(f"{prim.name}: unsupported dtype {kind}; expected a floating tensor "
+                    f"(use gpuad.cast)")
+
+
+def _shape_error(prim, values, error):
+    shapes = " and ".join(str(getattr(v, "shape", ())) for v in values)
+    raise ValueError(f"{prim.name}: incompatible shapes {shapes} for broadcasting") from error
+
+
+def _call_elementwise(prim, args):
+    """The general path: converts arguments, checks dtypes and backends, runs and records."""
+    entry = prim.entry
+    typed = [i for i, n in enumerate(entry.inputs) if n not in entry.ctypes]
+    like = next((a for i, a in enumerate(args) if i in typed and isinstance(a, Tensor)), None)
+    inputs = []
+    for i, (a, n) in enumerate(zip(args, entry.inputs)):
+        if isinstance(a, Tensor):
+            inputs.append(_tape.as_input(a))
+        elif n in entry.ctypes:
+            inputs.append(convert_to_tensor(a, dtype=entry.ctypes[n], op=prim.name))
+        elif like is None:
+            like = convert_to_tensor(a, op=prim.name)
+            inputs.append(like)
+        else:
+            inputs.append(convert_like(a, like, prim.name))
+    _same_backend(prim.name, inputs)
+    dtypes = {inputs[i].dtype for i in typed}
+    if len(dtypes) > 1:
+        raise TypeError(f"{prim.name}: " + " and ".join(
+            f"{entry.inputs[i]} has dtype {inputs[i].dtype}" for i in typed) +
+            "; gpuad does not promote dtypes implicitly (use gpuad.cast)")
+    for n, t in zip(entry.inputs, inputs):
+        if n in entry.ctypes and t.dtype != numpy.dtype(entry.ctypes[n]):
+            raise TypeError(f"{prim.name}: {n} must be {entry.ctypes[n]}, got {t.dtype}")
+    dtype = inputs[typed[0]].dtype
+    if dtype.kind not in _FLOAT_KINDS and not (prim.name in _INT_OK and dtype.kind in "iub"):
+        _dtype_error(prim, dtype)
+    values = [t._value for t in inputs]
+    try:
+        if type(values[0]) is cupy_ndarray:
+            value = prim.cupy_forward(values)
+        else:
+            value = prim.numpy_forward(*values, out=_ELLIPSIS)
+    except ValueError as error:
+        _shape_error(prim, values, error)
+    out = _wrap(value)
+    if _tape.ACTIVE and _tape._state.stack:
+        _record_elementwise(prim, tuple(inputs), out)
+    return out
+
+
+def _make_unary(prim):
+    forward, int_ok = prim.numpy_forward, prim.name in _INT_OK
+
+    def op(x):
+        if type(x) is Tensor:
+            v = x._value
+            if type(v) is ndarray and (v.dtype.kind == "f" or int_ok and v.dtype.kind in "iu"):
+                out = _new(Tensor)
+                out._value = forward(v, out=_ELLIPSIS)
+                out._id = 0
+                if _tape.ACTIVE and _tape._state.stack:
+                    _record_elementwise(prim, (x,), out)
+                return out
+        return _call_elementwise(prim, (x,))
+    return op
+
+
+def _make_binary(prim):
+    forward, int_ok = prim.numpy_forward, prim.name in _INT_OK
+
+    def op(x, y):
+        # fast path: NumPy tensors of one floating dtype, or a tensor and a Python number
+        tx, ty = type(x), type(y)
+        if tx is Tensor:
+            xv = x._value
+            if ty is Tensor:
+                yv = y._value
+                if xv.dtype is not yv.dtype and xv.dtype != yv.dtype:
+                    return _call_elementwise(prim, (x, y))
+            elif ty is float or ty is int:
+                yv = y
+                if ty is float and xv.dtype.kind != "f":
+                    return _call_elementwise(prim, (x, y))
+            else:
+                return _call_elementwise(prim, (x, y))
+            kind = xv.dtype.kind
+        elif ty is Tensor and (tx is float or tx is int):
+            xv, yv = x, y._value
+            kind = yv.dtype.kind
+            if tx is float and kind != "f":
+                return _call_elementwise(prim, (x, y))
+        else:
+            return _call_elementwise(prim, (x, y))
+        if (kind != "f" and not (int_ok and kind in "iu")) or \
+                type(xv) is cupy_ndarray or type(yv) is cupy_ndarray:
+            return _call_elementwise(prim, (x, y))
+        try:
+            value = forward(xv, yv, out=_ELLIPSIS)
+        except ValueError as error:
+            _shape_error(prim, (xv, yv), error)
+        out = _new(Tensor)
+        out._value = value
+        out._id = 0
+        if _tape.ACTIVE and _tape._state.stack:
+            _record_elementwise(prim, (x, y), out)
+        return out
+    return op
+
+
+def _make_op(prim):
+    n = len(prim.entry.inputs)
+    if n == 1 and not prim.entry.ctypes:
+        op = _make_unary(prim)
+    elif n == 2 and not prim.entry.ctypes:
+        op = _make_binary(prim)
+    else:
+        def op(*args):
+            if len(args) != n:
+                raise TypeError(f"{prim.name}() takes {n} arguments ({len(args)} given)")
+            return _call_elementwise(prim, args)
+    op.__name__ = op.__qualname__ = prim.name
+    op.__doc__ = _elementwise_doc(prim.entry)
+    op.primitive = prim
+    return op
+
+
+def _elementwise_doc(entry):
+    partials = "; ".join(f"d/d{n} = {_table.ast.unparse(p)}" for n, p in entry.partials.items())
+    return (f"Elementwise ``{entry.name}({', '.join(entry.inputs)}) = "
+            f"{_table.ast.unparse(entry.forward)}``, with NumPy broadcasting.\n\n"
+            f"Derivative (from kernels/derivatives.txt): {partials or 'none (no gradient)'}.\n")
+
+
+PRIMITIVES = {name: Elementwise(entry) for name, entry in _ENTRIES.items()}
+ELEMENTWISE_OPS = {name: _make_op(prim) for name, prim in PRIMITIVES.items()}
+globals().update(ELEMENTWISE_OPS)
+_GPUAD_NS.update(ELEMENTWISE_OPS)
+_GPUAD_NS.update(floor_divide=ELEMENTWISE_OPS["floordiv"], remainder=ELEMENTWISE_OPS["mod"])
+
+
+# ==================================================================== comparisons and logic
+
+def _compare(name, ufunc):
+    def op(x, y):
+        if not isinstance(x, Tensor):
+            x = convert_like(x, y, name) if isinstance(y, Tensor) else \
+                convert_to_tensor(x, op=name)
+        y = convert_like(y, x, name)
+        _same_backend(name, (x, y))
+        if x.dtype != y.dtype:
+            raise TypeError(f"{name}: x has dtype {x.dtype} and y has dtype {y.dtype}")
+        xp = _backend.module_of(x._value)
+        try:
+            return _wrap(getattr(xp, ufunc)(x._value, y._value))
+        except ValueError as error:
+            _shape_error(_tape.Primitive(name, None), (x._value, y._value), error)
+    op.__name__ = name
+    op.__doc__ = f"Elementwise ``{ufunc}`` with broadcasting; a bool Tensor, not differentiable."
+    return op
+
+
+equal = _compare("equal", "equal")
+not_equal = _compare("not_equal", "not_equal")
+less = _compare("less", "less")
+less_equal = _compare("less_equal", "less_equal")
+greater = _compare("greater", "greater")
+greater_equal = _compare("greater_equal", "greater_equal")
+logical_and = _compare("logical_and", "logical_and")
+logical_or = _compare("logical_or", "logical_or")
+
+
+def logical_not(x):
+    """Elementwise logical not of a bool Tensor."""
+    x = _tensor(x, "logical_not")
+    if x.dtype != numpy.bool_:
+        raise TypeError(f"logical_not: x must be bool, got {x.dtype}")
+    return _wrap(_backend.module_of(x._value).logical_not(x._value))
+
+
+from .array_ops import sum_to_shape, zeros_like  # noqa: E402  (array_ops builds on the ops above)
+
+_GPUAD_NS["zeros_like"] = zeros_like

@@ -1,0 +1,316 @@
+"""The elementwise derivative table and its renderers.
+
+``kernels/derivatives.txt`` declares every elementwise primitive once: its forward expression
+and, per input, its partial derivative.  An elementwise Jacobian is diagonal, so the partials
+say everything: the VJP is ``g_x = g * d_x`` and the JVP is ``t_out = sum_x t_x * d_x``.
+
+Each expression is parsed with :mod:`ast` and rendered three ways:
+
+* :func:`python_source` -- Python code, run with NumPy's ufuncs (the CPU path) or with gpuad's
+  own ops (the differentiable path that an outer tape records, for higher order);
+* :func:`cuda_expression` -- CUDA C++ for one fused ``cupy.ElementwiseKernel`` per primitive
+  and set of needed gradients (:func:`vjp_kernel_spec`, :func:`forward_kernel_spec`).
+
+Multiplying a partial by ``g`` is done symbolically (:func:`scale`): ``g * where(c, 1, 0)``
+becomes ``where(c, g, 0)``, exactly TensorFlow's select, so a NaN cotangent is not spread
+into the masked-off branch.
+"""
+import ast
+import pathlib
+import re
+
+# Builtins of the expression language: name -> (NumPy ufunc, CUDA spelling).  Every other
+# function name in an expression refers to an entry of the table.
+BUILTINS = {
+    "sin": ("sin", "sin"), "cos": ("cos", "cos"), "tan": ("tan", "tan"),
+    "exp": ("exp", "exp"), "expm1": ("expm1", "expm1"), "log": ("log", "log"),
+    "log1p": ("log1p", "log1p"), "sqrt": ("sqrt", "sqrt"), "tanh": ("tanh", "tanh"),
+    "abs": ("absolute", "fabs"), "sign": ("sign", "ad_sign"), "pow": ("power", "pow"),
+    "maximum": ("maximum", "ad_maximum"), "minimum": ("minimum", "ad_minimum"),
+    "where": ("where", None), "floor": ("floor", "floor"), "ceil": ("ceil", "ceil"),
+    "round": ("rint", "rint"),  # half to even, as TensorFlow
+    "floor_divide": ("floor_divide", "ad_floor_divide"), "remainder": ("remainder", "ad_remainder"),
+}
+# The ufunc of each operator, named apart from the table's entries (an entry may be "add").
+OPERATOR_UFUNCS = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply",
+                   ast.Div: "true_divide", ast.Pow: "power", ast.USub: "negative"}
+_C_OPERATOR = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Gt: ">",
+               ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!=",
+               ast.And: "&&", ast.Or: "||"}
+RESERVED = {"g", "t", "out", "T"}  # names the renderers use themselves
+
+
+class Entry:
+    """One row of the table.
+
+    Attributes: ``name``; ``inputs`` (names, in call order); ``ctypes`` (input name -> C type
+    of an input that is not of the kernel's type ``T``, e.g. ``bool``); ``forward`` (ast);
+    ``partials`` (input name -> ast; inputs without one get no gradient); ``saves`` (the
+    names among the inputs and ``out`` that the partials read, i.e. what a tape keeps).
+    """
+
+    def __init__(self, name, inputs, ctypes, forward, partials):
+        self.name, self.inputs, self.ctypes = name, inputs, ctypes
+        self.forward, self.partials = forward, partials
+        used = {n.id for p in partials.values() for n in ast.walk(p) if isinstance(n, ast.Name)}
+        self.saves = tuple(n for n in inputs + ("out",) if n in used)
+
+    def __repr__(self):
+        return f"<derivative table entry {self.name}({', '.join(self.inputs)})>"
+
+
+def _parse_line(line, lineno):
+    """``name(inputs) = forward ; dx = partial ; ...`` -> Entry."""
+    first, *partials = [part.strip() for part in line.split(";")]
+    head, _, body = first.partition("=")
+    try:
+        fn = ast.parse(f"def {head.strip()}: pass").body[0]
+        forward = ast.parse(body.strip(), mode="eval").body
+        table = {}
+        for partial in filter(None, partials):
+            match = re.fullmatch(r"d(\w+)\s*=\s*(.+)", partial)
+            if match is None or match.group(1) not in [a.arg for a in fn.args.args]:
+                raise SyntaxError(f"bad partial {partial!r}")
+            table[match.group(1)] = ast.parse(match.group(2), mode="eval").body
+    except SyntaxError as error:
+        raise ValueError(f"derivatives.txt:{lineno}: cannot parse {line!r}: {error}") from None
+    inputs = tuple(a.arg for a in fn.args.args)
+    if RESERVED & set(inputs):
+        raise ValueError(f"derivatives.txt:{lineno}: input names {sorted(RESERVED)} are reserved")
+    ctypes = {a.arg: a.annotation.id for a in fn.args.args if a.annotation is not None}
+    return Entry(fn.name, inputs, ctypes, forward, table)
+
+
+def load(path=None):
+    """Parse the table file into an ordered ``{name: Entry}``."""
+    path = pathlib.Path(path) if path else kernels_dir() / "derivatives.txt"
+    entries = {}
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            entry = _parse_line(line, lineno)
+            entries[entry.name] = entry
+    return entries
+
+
+def kernels_dir():
+    """The folder of the table: ``gpuad/kernels`` when installed, ``kernels/`` in a checkout."""
+    here = pathlib.Path(__file__).resolve().parent
+    for candidate in (here / "kernels", here.parent / "kernels"):
+        if (candidate / "derivatives.txt").is_file():
+            return candidate
+    raise FileNotFoundError("gpuad: kernels/derivatives.txt is missing from the installation")
+
+
+# ------------------------------------------------------------------ symbolic multiplication
+
+def _is_const(node, value=None):
+    return isinstance(node, ast.Constant) and (value is None or node.value == value)
+
+
+def scale(factor, expr):
+    """``factor * expr`` simplified: by 1 and 0, and pushed into ``where`` branches."""
+    if _is_const(expr, 1):
+        return factor
+    if _is_const(expr, 0):
+        return ast.Constant(0)
+    if _is_const(expr, -1):
+        return ast.UnaryOp(ast.USub(), factor)
+    if isinstance(expr, ast.Call) and getattr(expr.func, "id", "") == "where":
+        cond, a, b = expr.args
+        return ast.Call(ast.Name("where"), [cond, scale(factor, a), scale(factor, b)], [])
+    return ast.BinOp(factor, ast.Mult(), expr)
+
+
+# ------------------------------------------------------------------ Python (NumPy / gpuad)
+
+class _TypedLiterals(ast.NodeTransformer):
+    """Numeric literal ``2`` -> ``T(2)``: literals take the kernel's dtype, never float64."""
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            return node
+        return ast.Call(ast.Name("T"), [node], [])
+
+
+def _with_out(expr):
+    """Make the root an ufunc call with ``out=out`` so NumPy returns arrays, not scalars."""
+    if isinstance(expr, ast.BinOp) and type(expr.op) in OPERATOR_UFUNCS:
+        func, args = "ufunc_" + OPERATOR_UFUNCS[type(expr.op)], [expr.left, expr.right]
+    elif isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+        func, args = "ufunc_negative", [expr.operand]
+    elif (isinstance(expr, ast.Call) and expr.func.id in BUILTINS and expr.func.id != "where"):
+        func, args = expr.func.id, expr.args
+    else:
+        return ast.Call(ast.Name("asarray"), [expr], [])
+    return ast.Call(ast.Name(func), args, [ast.keyword("out", ast.Name("out"))])
+
+
+def python_source(expr, root_out=False):
+    """Python source of ``expr``; names resolve in the namespace it is run in."""
+    import copy
+    expr = _TypedLiterals().visit(copy.deepcopy(expr))
+    if root_out:
+        expr = _with_out(expr)
+    return ast.unparse(ast.fix_missing_locations(expr))
+
+
+def vjp_exprs(entry, needs):
+    """The VJP expressions ``g * d_x`` for the inputs flagged in ``needs`` (else None)."""
+    return [scale(ast.Name("g"), entry.partials[name]) if need and name in entry.partials
+            else None for name, need in zip(entry.inputs, needs)]
+
+
+def jvp_expr(entry, tangents):
+    """``sum_x t_x * d_x`` over the inputs named in ``tangents`` (tangent variable names)."""
+    terms = [scale(ast.Name(t), entry.partials[name])
+             for name, t in zip(entry.inputs, tangents) if t and name in entry.partials]
+    terms = [term for term in terms if not _is_const(term, 0)]
+    if not terms:
+        return ast.Constant(0)
+    total = terms[0]
+    for term in terms[1:]:
+        total = ast.BinOp(total, ast.Add(), term)
+    return total
+
+
+def python_vjp_source(entry, needs, fname):
+    """Source of ``def fname(T, g, <saves>)`` returning one gradient (or None) per input.
+
+    A partial that is identically 0 (sign) gives ``zeros_like(g)``.
+    """
+    parts = []
+    for expr in vjp_exprs(entry, needs):
+        if expr is None:
+            parts.append("None")
+        elif _is_const(expr):
+            parts.append("zeros_like(g)")
+        else:
+            parts.append(python_source(expr))
+    args = ", ".join(("T", "g") + entry.saves)
+    return f"def {fname}({args}):\n    return ({', '.join(parts)},)\n"
+
+
+# ------------------------------------------------------------------ CUDA
+
+def cuda_expression(expr):
+    """CUDA C++ of ``expr``, with every literal in the kernel's type ``T``."""
+    if isinstance(expr, ast.Constant):
+        if isinstance(expr.value, bool):
+            return "true" if expr.value else "false"
+        return f"T({expr.value!r})"
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.UnaryOp):
+        op = "-" if isinstance(expr.op, ast.USub) else "!"
+        return f"({op}{cuda_expression(expr.operand)})"
+    if isinstance(expr, ast.BinOp):
+        a, b = cuda_expression(expr.left), cuda_expression(expr.right)
+        if isinstance(expr.op, ast.Pow):
+            return f"pow({a}, {b})"
+        return f"({a} {_C_OPERATOR[type(expr.op)]} {b})"
+    if isinstance(expr, ast.Compare):
+        (op,), (right,) = expr.ops, expr.comparators
+        return f"({cuda_expression(expr.left)} {_C_OPERATOR[type(op)]} {cuda_expression(right)})"
+    if isinstance(expr, ast.BoolOp):
+        return "(" + f" {_C_OPERATOR[type(expr.op)]} ".join(map(cuda_expression, expr.values)) + ")"
+    if isinstance(expr, ast.Call):
+        name, args = expr.func.id, [cuda_expression(a) for a in expr.args]
+        if name == "where":
+            return f"({args[0]} ? {args[1]} : {args[2]})"
+        spelled = BUILTINS[name][1] if name in BUILTINS else f"ad_{name}"
+        return f"{spelled}({', '.join(args)})"
+    raise ValueError(f"cannot render {ast.unparse(expr)!r} to CUDA")
+
+
+def cuda_preamble(entries):
+    """The helpers header plus one ``__device__`` function per non-builtin entry."""
+    header = (kernels_dir() / "gpuad_math.cuh").read_text()
+    own = [e for e in entries.values() if e.name not in BUILTINS]
+
+    def signature(e):
+        params = ", ".join(f"{e.ctypes.get(n, 'T')} {n}" for n in e.inputs)
+        return f"template <typename T> __device__ __forceinline__ T ad_{e.name}({params})"
+
+    declarations = "".join(f"{signature(e)};\n" for e in own)
+    definitions = "".join(f"{signature(e)} {{ return {cuda_expression(e.forward)}; }}\n"
+                          for e in own)
+    return header + declarations + definitions
+
+
+def _params(entry, names):
+    return ", ".join(f"{entry.ctypes.get(n, 'T')} {n}" for n in names)
+
+
+def forward_kernel_spec(entry):
+    """(in_params, out_params, operation, name) of the fused forward kernel."""
+    return (_params(entry, entry.inputs), "T out",
+            f"out = {cuda_expression(entry.forward)};", f"gpuad_{entry.name}")
+
+
+def vjp_kernel_spec(entry, needs):
+    """(in_params, out_params, operation, name) of the fused VJP kernel.
+
+    One launch reads ``g`` and the saved values once and writes each needed gradient once.
+    """
+    exprs = vjp_exprs(entry, needs)
+    names = [n for n, e in zip(entry.inputs, exprs) if e is not None]
+    body = " ".join(f"g{n} = {cuda_expression(e)};" for n, e in zip(entry.inputs, exprs)
+                    if e is not None)
+    used = {n.id for e in exprs if e is not None for n in ast.walk(e) if isinstance(n, ast.Name)}
+    ins = ["g"] + [n for n in entry.inputs + ("out",) if n in used]
+    outs = ", ".join(f"T g{n}" for n in names)
+    return (_params(entry, ins), outs, body, f"gpuad_vjp_{entry.name}_{'_'.join(names)}")
+
+
+def jvp_kernel_spec(entry, has_tangent):
+    """(in_params, out_params, operation, name) of the fused JVP kernel."""
+    tangents = [f"t{n}" if has else None for n, has in zip(entry.inputs, has_tangent)]
+    expr = jvp_expr(entry, tangents)
+    used = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+    ins = [n for n in entry.inputs + ("out",) if n in used] + [t for t in tangents if t]
+    with_tangents = "_".join(n for n, t in zip(entry.inputs, tangents) if t)
+    return (_params(entry, ins), "T tout", f"tout = {cuda_expression(expr)};",
+            f"gpuad_jvp_{entry.name}_{with_tangents}")
+
+
+def kernel_specs(entries):
+    """Every (in_params, out_params, operation, name) the CuPy backend can launch."""
+    import itertools
+    specs = []
+    for entry in entries.values():
+        specs.append(forward_kernel_spec(entry))
+        grads = [n in entry.partials for n in entry.inputs]
+        for needs in itertools.product((False, True), repeat=len(entry.inputs)):
+            if any(needs) and all(g or not n for g, n in zip(grads, needs)):
+                specs.append(vjp_kernel_spec(entry, needs))
+                specs.append(jvp_kernel_spec(entry, needs))
+    return specs
+
+
+def standalone_cuda(spec, preamble, ctype):
+    """A self-contained kernel around ``spec``'s operation, as CuPy's ElementwiseKernel runs it.
+
+    Inputs are read once into ``const`` locals and outputs written once, with ``T`` bound to
+    ``ctype``; NVRTC compiles it without a GPU (tests/test_kernels_compile.py).
+    """
+    in_params, out_params, operation, name = spec
+
+    def parse(params):
+        return [p.split() for p in params.split(",")]
+
+    args, loads, stores, decls = [], [], [], []
+    for ctype_in, n in parse(in_params):
+        c = ctype if ctype_in == "T" else ctype_in
+        args.append(f"const {c}* __restrict__ {n}_")
+        loads.append(f"const {c} {n} = {n}_[i];")
+    for _, n in parse(out_params):
+        args.append(f"{ctype}* __restrict__ {n}_")
+        decls.append(f"{ctype} {n};")
+        stores.append(f"{n}_[i] = {n};")
+    return (f"{preamble}\nextern \"C\" __global__ void {name}({', '.join(args)}, long long n) {{\n"
+            f"  typedef {ctype} T;\n"
+            f"  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;"
+            f" i += (long long)blockDim.x * gridDim.x) {{\n"
+            f"    {' '.join(loads)}\n    {' '.join(decls)}\n    {operation}\n"
+            f"    {' '.join(stores)}\n  }}\n}}\n")

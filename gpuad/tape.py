@@ -1,0 +1,417 @@
+"""The tape: recording primitive ops, and reverse mode over the record.
+
+A thread-local stack holds the tapes that are recording.  An op is recorded on every recording
+tape that knows one of its inputs (watched, or the output of an op it recorded), and only when
+its output is floating.  A record is ``(primitive, input ids, saved values, attrs)`` keyed by
+the output's id; ids grow monotonically, so a tape's records are already in topological order
+and ``gradient`` walks them backwards, summing cotangents per id.
+
+A backward step runs the primitive's VJP fused on raw arrays (one kernel per elementwise rule)
+unless an outer recording tape knows one of the step's values; then it runs the VJP as gpuad
+ops, which that tape records, so gradients of gradients work to any order.
+"""
+import contextlib
+import enum
+import threading
+import warnings
+
+import numpy
+
+from .tensor import Tensor, Variable, convert_like, next_id
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.stack = []  # the recording tapes of this thread, innermost last
+
+
+_state = _State()
+_lock = threading.Lock()
+ACTIVE = 0  # recording tapes in all threads: ops skip the thread-local lookup while it is 0
+
+
+def recording_tapes():
+    """The tapes recording in this thread (empty list when none)."""
+    return _state.stack if ACTIVE else ()
+
+
+def _push(tape):
+    global ACTIVE
+    _state.stack.append(tape)
+    with _lock:
+        ACTIVE += 1
+
+
+def _pop(tape):
+    global ACTIVE
+    stack = _state.stack
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is tape:
+            del stack[i]
+            with _lock:
+                ACTIVE -= 1
+            return
+
+
+class Primitive:
+    """A differentiable primitive: its name and its VJP rule.
+
+    ``vjp(g, saved, attrs, needs, differentiable)`` returns one cotangent (or None) per
+    input, for the inputs flagged in ``needs``.  Rules written with gpuad ops ignore
+    ``differentiable``: they are recorded by outer tapes whenever those watch their inputs.
+    """
+
+    __slots__ = ("name", "vjp", "jvp")
+
+    def __init__(self, name, vjp, jvp=None):
+        self.name, self.vjp, self.jvp = name, vjp, jvp
+
+    def __repr__(self):
+        return f"<gpuad primitive {self.name}>"
+
+
+def _is_tensor(x):
+    return isinstance(x, Tensor)
+
+
+def record(prim, inputs, out, saved, attrs):
+    """Record ``out = prim(*inputs)`` on every recording tape that knows one of ``inputs``."""
+    if out._value.dtype.kind not in "fc":
+        return
+    entry = None
+    for tape in _state.stack:
+        known = tape._ids
+        for x in inputs:
+            if isinstance(x, Tensor) and x._id in known:
+                break
+        else:
+            continue
+        if entry is None:
+            if not out._id:
+                out._id = next_id()
+            entry = (prim, tuple([x._id if isinstance(x, Tensor) else 0 for x in inputs]),
+                     saved, attrs)
+        tape._records[out._id] = entry
+        known.add(out._id)
+
+
+_IDENTITY = Primitive("read_variable", lambda g, saved, attrs, needs, diff: (g,))
+
+
+def read_variable(var):
+    """A Tensor holding the variable's current value; a recorded read on active tapes.
+
+    The tape keeps this snapshot, so a later ``assign`` cannot change saved values.
+    """
+    out = Tensor.__new__(Tensor)
+    out._value, out._id = var._value, 0
+    if ACTIVE and _state.stack:
+        for tape in _state.stack:
+            if var.trainable and tape._watch_accessed:
+                tape._watch_one(var)
+        record(_IDENTITY, (var,), out, (), None)
+    return out
+
+
+def as_input(x):
+    """An op's input: a Variable is read (and so recorded) while a tape records."""
+    if type(x) is Variable and ACTIVE and _state.stack:
+        return read_variable(x)
+    return x
+
+
+# ------------------------------------------------------------------------------ gradient
+
+class UnconnectedGradients(str, enum.Enum):
+    """What ``gradient`` returns for a source the target does not depend on."""
+    NONE = "none"
+    ZERO = "zero"
+
+
+def _flatten(structure):
+    """(leaves, rebuild) for Tensors nested in lists, tuples and dicts."""
+    if isinstance(structure, dict):
+        keys = list(structure)
+        parts = [_flatten(structure[k]) for k in keys]
+        leaves = [leaf for p in parts for leaf in p[0]]
+
+        def rebuild(flat):
+            out, i = {}, 0
+            for k, (sub, sub_rebuild) in zip(keys, parts):
+                out[k] = sub_rebuild(flat[i:i + len(sub)])
+                i += len(sub)
+            return type(structure)(out) if type(structure) is not dict else out
+        return leaves, rebuild
+    if isinstance(structure, (list, tuple)):
+        parts = [_flatten(s) for s in structure]
+        leaves = [leaf for p in parts for leaf in p[0]]
+
+        def rebuild(flat):
+            out, i = [], 0
+            for sub, sub_rebuild in parts:
+                out.append(sub_rebuild(flat[i:i + len(sub)]))
+                i += len(sub)
+            return type(structure)(out) if not hasattr(structure, "_fields") \
+                else type(structure)(*out)
+        return leaves, rebuild
+    return [structure], lambda flat: flat[0]
+
+
+def _as_raw(g):
+    return g._value if isinstance(g, Tensor) else g
+
+
+def as_tensor(g):
+    """A cotangent as a Tensor (raw arrays are wrapped; numpy scalars become 0-d arrays)."""
+    return g if isinstance(g, Tensor) else Tensor(g)
+
+
+def _add_cotangents(a, b):
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        from .ops import add
+        return add(as_tensor(a), as_tensor(b))
+    return a + b
+
+
+def _seen_by(tapes, g, saved):
+    """Would one of ``tapes`` record a computation on ``g`` or ``saved``?"""
+    for tape in tapes:
+        known = tape._ids
+        if isinstance(g, Tensor) and g._id in known:
+            return True
+        for s in saved:
+            if isinstance(s, Tensor) and s._id in known:
+                return True
+    return False
+
+
+def backward(tape, cotangents, source_ids):
+    """Reverse mode over ``tape``'s records.
+
+    ``cotangents``: {id: cotangent} for the targets.  Returns {id: cotangent} for every id
+    reached, the sources among them.
+    """
+    records, known = tape._records, tape._ids
+    grads = dict(cotangents)
+    stop = min(source_ids)
+    with numpy.errstate(all="ignore"):  # masked-off branches of where() may compute log(0)
+        for oid in reversed(list(records)):
+            if oid < stop:  # records are in id order: none below the first source matters
+                break
+            g = grads.get(oid) if oid in source_ids else grads.pop(oid, None)
+            if g is None:
+                continue
+            prim, input_ids, saved, attrs = records[oid]
+            needs = tuple([i in known for i in input_ids])
+            if True not in needs:
+                continue
+            outer = _state.stack
+            differentiable = bool(outer) and _seen_by(outer, g, saved)
+            for i, gi in zip(input_ids, prim.vjp(g, saved, attrs, needs, differentiable)):
+                if gi is not None and i:
+                    old = grads.get(i)
+                    grads[i] = gi if old is None else _add_cotangents(old, gi)
+    return grads
+
+
+class GradientTape:
+    """Record operations for automatic differentiation, as ``tf.GradientTape``.
+
+    Parameters
+    ----------
+    persistent : bool
+        Allow several calls to :meth:`gradient`; otherwise the record is released after the
+        first and a second call raises RuntimeError.
+    watch_accessed_variables : bool
+        Watch trainable Variables automatically when they are read inside the context.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> x = ad.constant(3.0)
+    >>> with ad.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = x * x
+    >>> tape.gradient(y, x).numpy()
+    array(6., dtype=float32)
+
+    Nested tapes give higher derivatives:
+
+    >>> with ad.GradientTape() as outer:
+    ...     outer.watch(x)
+    ...     with ad.GradientTape() as inner:
+    ...         inner.watch(x)
+    ...         y = x * x * x
+    ...     dy = inner.gradient(y, x)
+    >>> float(dy), float(outer.gradient(dy, x))
+    (27.0, 18.0)
+    """
+
+    def __init__(self, persistent=False, watch_accessed_variables=True):
+        self._persistent = bool(persistent)
+        self._watch_accessed = bool(watch_accessed_variables)
+        self._ids = set()
+        self._records = {}
+        self._variables = {}
+        self._recording = False
+        self._used = False
+
+    def __enter__(self):
+        if self._recording:
+            raise ValueError("GradientTape: this tape is already recording (nested `with` "
+                             "on the same tape)")
+        self._push()
+        return self
+
+    def __exit__(self, *exc):
+        if self._recording:
+            self._pop()
+        return False
+
+    def _push(self):
+        _push(self)
+        self._recording = True
+
+    def _pop(self):
+        _pop(self)
+        self._recording = False
+
+    def _watch_one(self, t):
+        if not t._id:
+            t._id = next_id()
+        self._ids.add(t._id)
+        if isinstance(t, Variable):
+            self._variables.setdefault(t._id, t)
+
+    def watch(self, tensor):
+        """Watch a Tensor, Variable, or a nested list/tuple/dict of them.
+
+        Watching a tensor that is not floating warns and has no effect, as TensorFlow.
+        """
+        for t in _flatten(tensor)[0]:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradientTape.watch: expected a Tensor or Variable, got "
+                                f"{type(t).__name__}")
+            if t.dtype.kind not in "fc":
+                warnings.warn(f"GradientTape.watch: the watched tensor must be floating, "
+                              f"got {t.dtype}; it is not watched", stacklevel=2)
+                continue
+            self._watch_one(t)
+
+    @contextlib.contextmanager
+    def stop_recording(self):
+        """Context manager in which this tape records nothing.
+
+        >>> import gpuad as ad
+        >>> x = ad.constant(2.0)
+        >>> with ad.GradientTape() as tape:
+        ...     tape.watch(x)
+        ...     with tape.stop_recording():
+        ...         y = x * x
+        >>> print(tape.gradient(y, x))
+        None
+        """
+        if not self._recording:
+            raise RuntimeError("GradientTape.stop_recording: the tape is not recording")
+        self._pop()
+        try:
+            yield
+        finally:
+            self._push()
+
+    def reset(self):
+        """Forget everything recorded and watched (the tape keeps recording if it was)."""
+        self._ids, self._records, self._variables = set(), {}, {}
+        self._used = False
+
+    def watched_variables(self):
+        """The Variables this tape watches, in the order they were first watched."""
+        return tuple(self._variables.values())
+
+    def gradient(self, target, sources, output_gradients=None,
+                 unconnected_gradients=UnconnectedGradients.NONE):
+        """The gradient of ``target`` with respect to ``sources``.
+
+        Parameters
+        ----------
+        target : Tensor or list of Tensors
+            A list is differentiated as the sum of its elements.
+        sources : Tensor, Variable, or nested list/tuple/dict of them
+            The result has the same structure.
+        output_gradients : Tensor or list, optional
+            The cotangent of each target (default: ones).
+        unconnected_gradients : {"none", "zero"}
+            What a source the target does not depend on gets: None or zeros.
+
+        Returns
+        -------
+        Tensors (or None) in the structure of ``sources``, each with its source's dtype.
+        """
+        if self._used:
+            raise RuntimeError("GradientTape.gradient can only be called once on a "
+                               "non-persistent tape; use GradientTape(persistent=True) to "
+                               "compute several gradients")
+        unconnected = UnconnectedGradients(unconnected_gradients)
+        if self._recording:
+            if not self._persistent:
+                self._pop()
+            else:
+                warnings.warn("GradientTape.gradient on a persistent tape inside its context "
+                              "records the gradient computation on the tape itself; call it "
+                              "outside the context unless you want higher-order gradients",
+                              stacklevel=2)
+        targets = _flatten(target)[0]
+        for t in targets:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradientTape.gradient: target must be a Tensor or a list "
+                                f"of Tensors, got {type(t).__name__}")
+        if output_gradients is None:
+            output_gradients = [None] * len(targets)
+        else:
+            output_gradients = _flatten(output_gradients)[0]
+            if len(output_gradients) != len(targets):
+                raise ValueError(f"GradientTape.gradient: {len(targets)} targets but "
+                                 f"{len(output_gradients)} output_gradients")
+        flat_sources, rebuild = _flatten(sources)
+        result = self._gradient(targets, output_gradients, flat_sources, unconnected)
+        if not self._persistent:
+            self._used = True
+            self._ids, self._records = set(), {}  # release every saved array now
+        return rebuild(result)
+
+    def _gradient(self, targets, output_gradients, sources, unconnected):
+        from . import array_ops as ops
+        cotangents = {}
+        for t, og in zip(targets, output_gradients):
+            if not t._id or t.dtype.kind not in "fc":
+                continue
+            if og is None:
+                g = ops.ones_like(t)._value
+            else:  # kept as a Tensor: an outer tape may watch it
+                g = convert_like(og, t, "GradientTape.gradient")
+                if g.shape != t.shape:
+                    raise ValueError(f"GradientTape.gradient: output_gradients shape "
+                                     f"{g.shape} does not match the target's shape {t.shape}")
+            old = cotangents.get(t._id)
+            cotangents[t._id] = g if old is None else _add_cotangents(old, g)
+        source_ids = set()
+        for s in sources:
+            if not isinstance(s, Tensor):
+                raise TypeError(f"GradientTape.gradient: sources must be Tensors or "
+                                f"Variables, got {type(s).__name__}")
+            if s.dtype.kind not in "fc":
+                warnings.warn(f"GradientTape.gradient: the dtype of a source must be "
+                              f"floating, got {s.dtype}; its gradient is None", stacklevel=3)
+            elif s._id in self._ids:
+                source_ids.add(s._id)
+        grads = backward(self, cotangents, source_ids) if source_ids and cotangents else {}
+        result = []
+        for s in sources:
+            g = grads.get(s._id) if s._id in source_ids else None
+            if g is not None:
+                result.append(as_tensor(g))
+            elif unconnected is UnconnectedGradients.ZERO:
+                result.append(ops.zeros_like(s))
+            else:
+                result.append(None)
+        return result

@@ -1,0 +1,315 @@
+"""Tensor and Variable, and conversion of Python / NumPy / CuPy data with TensorFlow's dtype rules."""
+import itertools
+import numbers
+
+import numpy
+
+from . import backends as _backend
+
+ndarray = numpy.ndarray
+next_id = itertools.count(1).__next__  # tensor ids: unique, increasing (0 = never watched)
+
+
+class Tensor:
+    """An immutable array on the NumPy or CuPy backend that gradient tapes can record.
+
+    Create tensors with :func:`gpuad.constant` or :func:`gpuad.convert_to_tensor`.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> x = ad.constant([1.0, 2.0], backend="numpy")
+    >>> x
+    <gpuad.Tensor shape=(2,) dtype=float32 backend=numpy numpy=array([1., 2.], dtype=float32)>
+    >>> (x * 2 + 1).numpy()
+    array([3., 5.], dtype=float32)
+    """
+
+    __slots__ = ("_value", "_id", "__weakref__")
+    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+    __array_priority__ = 1000
+    __hash__ = None  # elementwise __eq__, as TensorFlow 2 (use id(t) as a key)
+
+    def __init__(self, value):
+        if type(value) is not _backend.cupy_ndarray:
+            value = numpy.asarray(value)
+        self._value = value
+        self._id = 0
+
+    @property
+    def shape(self):
+        """The shape, a tuple of ints."""
+        return self._value.shape
+
+    @property
+    def dtype(self):
+        """The element type, a :class:`numpy.dtype`."""
+        return self._value.dtype
+
+    @property
+    def ndim(self):
+        return self._value.ndim
+
+    @property
+    def size(self):
+        return self._value.size
+
+    @property
+    def backend(self):
+        """``"numpy"`` or ``"cupy"``."""
+        return _backend.name_of(self._value)
+
+    @property
+    def array(self):
+        """The raw backend array (numpy.ndarray or cupy.ndarray), not a copy."""
+        return self._value
+
+    def numpy(self):
+        """A NumPy array with the tensor's value (a host copy on the CuPy backend)."""
+        return _backend.to_numpy(self._value)
+
+    def to(self, name):
+        """A copy of this tensor on backend ``name`` (``"numpy"`` or ``"cupy"``)."""
+        return Tensor(_backend.asarray(_backend.to_numpy(self._value) if name == "numpy"
+                                       else self._value, name))
+
+    def __array__(self, dtype=None, copy=None):
+        value = self.numpy()
+        return value if dtype is None else value.astype(dtype, copy=False)
+
+    def _scalar(self, kind):
+        if self._value.size != 1:
+            raise TypeError(f"{kind}(): only a Tensor of one element converts to a Python "
+                            f"scalar; this one has shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def __float__(self):
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def __index__(self):
+        if self.dtype.kind not in "iu":
+            raise TypeError(f"only integer Tensors can be used as an index, not {self.dtype}")
+        return int(self._scalar("index"))
+
+    def __bool__(self):
+        if self._value.size != 1:
+            raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous")
+        return bool(self._scalar("bool"))
+
+    def __len__(self):
+        if not self._value.ndim:
+            raise TypeError("len() of a 0-d Tensor")
+        return self._value.shape[0]
+
+    def __iter__(self):
+        if not self._value.ndim:
+            raise TypeError("iteration over a 0-d Tensor")
+        from .array_ops import unstack
+        return iter(unstack(self))
+
+    def __repr__(self):
+        return (f"<gpuad.Tensor shape={self.shape} dtype={self.dtype} "
+                f"backend={self.backend} numpy={self.numpy()!r}>")
+
+    def __str__(self):
+        return f"gpuad.Tensor({self.numpy()}, shape={self.shape}, dtype={self.dtype})"
+
+
+class Variable(Tensor):
+    """A mutable tensor, as ``tf.Variable``: trainable variables are watched automatically.
+
+    Parameters
+    ----------
+    initial_value : tensor-like
+    trainable : bool
+        Watched by a ``GradientTape`` (with ``watch_accessed_variables=True``) when read.
+    name : str, optional
+    dtype : dtype, optional
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> v = ad.Variable(1.0)
+    >>> with ad.GradientTape() as tape:
+    ...     y = v * v * v
+    >>> float(tape.gradient(y, v))
+    3.0
+    >>> v.assign_add(1.0).numpy()
+    array(2., dtype=float32)
+    """
+
+    __slots__ = ("trainable", "name")
+
+    def __init__(self, initial_value, trainable=True, name=None, dtype=None):
+        value = convert_to_tensor(initial_value, dtype=dtype)._value
+        self._value = value.copy()  # a variable owns its buffer
+        self._id = next_id()
+        self.trainable = bool(trainable)
+        self.name = name or "Variable"
+
+    def read_value(self):
+        """The current value as a Tensor (recorded on active tapes, as a read)."""
+        from .tape import read_variable
+        return read_variable(self)
+
+    def assign(self, value):
+        """Replace the value (same shape and dtype); returns the variable.
+
+        The old array is kept by any tape that recorded a read, so saved values stay valid.
+        """
+        new = convert_to_tensor(value, dtype=self.dtype)._value
+        if new.shape != self.shape:
+            raise ValueError(f"Variable.assign: shape {new.shape} does not match the "
+                             f"variable's shape {self.shape}")
+        if _backend.name_of(new) != self.backend:
+            raise TypeError(f"Variable.assign: value is on {_backend.name_of(new)}, the "
+                            f"variable on {self.backend}")
+        self._value = new.copy() if new is value or _backend.is_array(value) else new
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(self._value + convert_to_tensor(delta, dtype=self.dtype)._value)
+
+    def assign_sub(self, delta):
+        return self.assign(self._value - convert_to_tensor(delta, dtype=self.dtype)._value)
+
+    def __repr__(self):
+        return (f"<gpuad.Variable '{self.name}' shape={self.shape} dtype={self.dtype} "
+                f"backend={self.backend} numpy={self.numpy()!r}>")
+
+
+# -------------------------------------------------------------------------- conversion
+
+def _python_dtype(value):
+    """TensorFlow's dtype for Python data: float -> float32, int -> int32, bool -> bool."""
+    if isinstance(value, bool):
+        return numpy.bool_
+    if isinstance(value, numbers.Integral):
+        return numpy.int32 if -2**31 <= value < 2**31 else numpy.int64
+    if isinstance(value, numbers.Real):
+        return numpy.float32
+    if isinstance(value, numbers.Complex):
+        return numpy.complex128
+    return None
+
+
+def _contains_tensor(value):
+    return isinstance(value, Tensor) or (
+        isinstance(value, (list, tuple)) and any(_contains_tensor(v) for v in value))
+
+
+def _host_array(value, dtype, op):
+    """Python data or a numpy/cupy array -> an array, before placing it on a backend."""
+    if _backend.is_array(value):
+        return value
+    if isinstance(value, (list, tuple)):
+        try:
+            array = numpy.asarray(value)
+        except ValueError:
+            raise ValueError(f"{op}: cannot convert a ragged nested sequence to a Tensor "
+                             f"(its elements have different shapes)") from None
+        if array.dtype == object or array.dtype.kind in "USV":
+            bad = next((v for v in _flatten(value) if _python_dtype(v) is None
+                        and not _backend.is_array(v)), value)
+            raise TypeError(f"{op}: cannot convert {type(bad).__name__} {bad!r:.60} "
+                            f"to a Tensor")
+        if dtype is None and not any(_backend.is_array(v) for v in _flatten(value)):
+            if array.dtype == numpy.float64:
+                array = array.astype(numpy.float32)
+            elif array.dtype == numpy.int64 and array.size and (
+                    -2**31 <= array.min() and array.max() < 2**31):
+                array = array.astype(numpy.int32)
+            elif array.dtype == numpy.int64 and not array.size:
+                array = array.astype(numpy.float32)  # [] is float32, as TensorFlow
+        return array
+    python_dtype = _python_dtype(value)
+    if python_dtype is None:
+        raise TypeError(f"{op}: cannot convert {type(value).__name__} {value!r:.60} to a Tensor")
+    return numpy.asarray(value, dtype=python_dtype)
+
+
+def _flatten(value):
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _flatten(v)
+    else:
+        yield value
+
+
+def _cast_checked(array, dtype, op):
+    """Cast data to ``dtype``; float data into an integer tensor is an error, as TensorFlow."""
+    dtype = numpy.dtype(dtype)
+    if array.dtype == dtype:
+        return array
+    if array.dtype.kind in "fc" and dtype.kind in "iub":
+        raise TypeError(f"{op}: cannot convert {array.dtype} data to a {dtype} Tensor "
+                        f"(use gpuad.cast for an explicit conversion)")
+    if array.dtype.kind == "c" and dtype.kind == "f":
+        raise TypeError(f"{op}: cannot convert complex data to a {dtype} Tensor")
+    return array.astype(dtype)
+
+
+def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
+    """Convert ``value`` to a :class:`Tensor`, with TensorFlow's dtype rules.
+
+    Parameters
+    ----------
+    value : Tensor, Python scalar, nested list/tuple (may contain Tensors), numpy or cupy array
+    dtype : dtype, optional
+        The requested dtype.  Python floats default to float32, ints to int32, bools to
+        bool; numpy and cupy arrays keep their dtype.
+    backend : {"numpy", "cupy"}, optional
+        Where the data goes; defaults to the current backend (:func:`gpuad.get_backend`).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.convert_to_tensor(1.5).dtype, ad.convert_to_tensor(3).dtype
+    (dtype('float32'), dtype('int32'))
+    >>> import numpy as np
+    >>> ad.convert_to_tensor(np.arange(3.0)).dtype
+    dtype('float64')
+    """
+    if isinstance(value, Tensor):
+        if dtype is not None and numpy.dtype(dtype) != value.dtype:
+            raise ValueError(f"{op}: requested dtype {numpy.dtype(dtype)} for a Tensor of "
+                             f"dtype {value.dtype} (use gpuad.cast)")
+        return value
+    if isinstance(value, (list, tuple)) and _contains_tensor(value):
+        from .array_ops import stack
+        return stack([convert_to_tensor(v, dtype, backend, op) for v in value])
+    array = _host_array(value, dtype, op)
+    if dtype is not None:
+        array = _cast_checked(array, dtype, op)
+    name = backend or _backend.get_backend()
+    if type(array) is _backend.cupy_ndarray and name == "numpy" and backend is None:
+        name = "cupy"  # a cupy array stays on the GPU
+    return Tensor(_backend.asarray(array, name))
+
+
+def constant(value, dtype=None, backend=None):
+    """Create a constant Tensor (see :func:`convert_to_tensor`); copies array data.
+
+    >>> import gpuad as ad
+    >>> ad.constant([[1, 2], [3, 4]]).dtype
+    dtype('int32')
+    """
+    tensor = convert_to_tensor(value, dtype=dtype, backend=backend, op="constant")
+    if tensor is value or (_backend.is_array(value) and tensor._value is value):
+        tensor = Tensor(tensor._value.copy())
+    return tensor
+
+
+def convert_like(value, like, op):
+    """Data used in an op with Tensor ``like``: adopt its dtype and backend (as Python scalars do)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (list, tuple)) and _contains_tensor(value):
+        return convert_to_tensor(value, op=op)
+    array = _host_array(value, None, op)
+    if type(array) is _backend.cupy_ndarray and like.backend == "numpy":
+        raise TypeError(f"{op}: a cupy array cannot be combined with a numpy-backend Tensor")
+    return Tensor(_backend.asarray(_cast_checked(array, like.dtype, op), like.backend))

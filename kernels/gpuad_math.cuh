@@ -1,0 +1,18 @@
+// Device helpers for the builtins of gpuad's derivative table that CUDA lacks or spells
+// differently; every generated kernel's preamble starts with this file.
+template <typename T> __device__ __forceinline__ T ad_sign(T x) {
+    return (x > T(0)) ? T(1) : ((x < T(0)) ? T(-1) : x);  // keeps 0 and NaN, as np.sign
+}
+template <typename T> __device__ __forceinline__ T ad_maximum(T x, T y) {
+    return (x >= y || x != x) ? x : y;  // NaN in either argument propagates, as np.maximum
+}
+template <typename T> __device__ __forceinline__ T ad_minimum(T x, T y) {
+    return (x <= y || x != x) ? x : y;
+}
+template <typename T> __device__ __forceinline__ T ad_floor_divide(T x, T y) {
+    return floor(x / y);
+}
+template <typename T> __device__ __forceinline__ T ad_remainder(T x, T y) {
+    T r = fmod(x, y);  // Python's sign convention: the result takes the sign of y
+    return (r != T(0) && ((r < T(0)) != (y < T(0)))) ? r + y : r;
+}

@@ -1,0 +1,54 @@
+"""Every CUDA source the CuPy backend can launch, compiled with NVRTC for sm_90 in float32 and
+float64.  Needs cupy and pip's nvidia-cuda-nvrtc but no GPU, so CI keeps the GPU path honest.
+"""
+import os
+
+import pytest
+
+from gpuad import backends, table
+
+ENTRIES = table.load()
+SPECS = table.kernel_specs(ENTRIES)
+
+if backends.cupy is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must compile the CUDA kernels: pip install '.[test]' brings cupy "
+                           "and NVRTC")
+    pytest.skip("cupy is not installed (pip install '.[test]')", allow_module_level=True)
+
+
+def test_every_entry_has_kernels():
+    names = {spec[3] for spec in SPECS}
+    for entry in ENTRIES.values():
+        assert f"gpuad_{entry.name}" in names
+        if entry.partials:
+            assert any(n.startswith(f"gpuad_vjp_{entry.name}_") for n in names)
+            assert any(n.startswith(f"gpuad_jvp_{entry.name}_") for n in names)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s[3] for s in SPECS])
+def test_cupy_accepts_the_kernel(spec):
+    """CuPy parses the parameters (reserved names, types) without a GPU."""
+    in_params, out_params, operation, name = spec
+    backends.cupy.ElementwiseKernel(in_params, out_params, operation, name,
+                                    preamble=table.cuda_preamble(ENTRIES))
+
+
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_nvrtc_compiles_every_kernel(ctype):
+    preamble = table.cuda_preamble(ENTRIES)
+    # one translation unit: the preamble once, every kernel after it
+    source = preamble + "\n".join(table.standalone_cuda(spec, "", ctype) for spec in SPECS)
+    cubin = backends.nvrtc_compile(source, f"gpuad_kernels_{ctype}.cu", arch="sm_90")
+    assert len(cubin) > 1000
+
+
+def test_nvrtc_reports_a_broken_kernel():
+    with pytest.raises(RuntimeError, match="NVRTC could not compile"):
+        backends.nvrtc_compile('extern "C" __global__ void k() { undefined_call(); }')
+
+
+def test_literals_are_rendered_in_the_kernel_type():
+    for spec in SPECS:
+        operation = spec[2]
+        assert "0.5)" not in operation.replace("T(0.5)", ""), operation
