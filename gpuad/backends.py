@@ -95,7 +95,13 @@ def _default_from_env():
 _default_from_env()
 
 ndarray = numpy.ndarray
-cupy_ndarray = cupy.ndarray if cupy is not None else type(None)
+
+
+class _NoCupyArray:  # stands in for cupy.ndarray when cupy is absent: nothing is one
+    pass
+
+
+cupy_ndarray = cupy.ndarray if cupy is not None else _NoCupyArray
 
 
 def module(name):

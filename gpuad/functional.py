@@ -39,16 +39,17 @@ def _value_and_gradients(f, params, args, kwargs):
                          f"keyword arguments (got {sorted(kwargs)})")
     positions = _param_positions(f, params, len(args))
     args = list(args)
+    seen = set()
+    for i in positions:
+        t = convert_to_tensor(args[i], op="gradients_function")
+        if id(t) in seen:  # the same tensor twice gets two separate gradients
+            t = identity(t)
+        seen.add(id(t))
+        args[i] = t
     with GradientTape() as tape:
-        seen = set()
         for i in positions:
-            t = convert_to_tensor(args[i], op="gradients_function")
-            if id(t) in seen:  # the same tensor twice gets two separate gradients
-                t = identity(t)
-            seen.add(id(t))
-            args[i] = t
-            if t.dtype.kind in "fc":
-                tape._watch_one(t)
+            if args[i].dtype.kind in "fc":
+                tape._watch_one(args[i])
         value = f(*args)
     grads = tape.gradient(value, [args[i] for i in positions], output_gradients=dy)
     return value, grads

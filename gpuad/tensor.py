@@ -228,7 +228,8 @@ def _host_array(value, dtype, op):
     python_dtype = _python_dtype(value)
     if python_dtype is None:
         raise TypeError(f"{op}: cannot convert {type(value).__name__} {value!r:.60} to a Tensor")
-    return numpy.asarray(value, dtype=python_dtype)
+    return numpy.asarray(value, dtype=python_dtype if dtype is None or (
+        python_dtype is numpy.float32 and numpy.dtype(dtype).kind in "iub") else dtype)
 
 
 def _flatten(value):

@@ -1,0 +1,1 @@
+../../gpuad/examples/seed1_higher_order.py

@@ -1,0 +1,1 @@
+../../gpuad/examples/seed2_gradients_function.py

@@ -1,0 +1,1 @@
+../../gpuad/examples/seed3_gradient_tape.py
