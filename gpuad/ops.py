@@ -14,28 +14,19 @@ from . import backends as _backend
 from . import table as _table
 from . import tape as _tape
 from .backends import cupy_ndarray
-from .tensor import Tensor, Variable, convert_like, convert_to_tensor, ndarray
+from .tensor import Tensor, convert_like, convert_to_tensor, ndarray
+from .tensor import wrap as _wrap
 
-_new = Tensor.__new__
 _ELLIPSIS = ...  # ufunc(..., out=...) returns a 0-d array instead of a NumPy scalar
 _FLOAT_KINDS = "f"
 _INT_OK = {"negative", "abs", "sign", "square", "add", "subtract", "multiply", "divide", "pow",
            "maximum", "minimum", "where", "relu", "floordiv", "mod", "floor", "ceil", "round"}
 
 
-def _wrap(value):
-    """A new untracked Tensor around a backend array (NumPy scalars become 0-d arrays)."""
-    out = _new(Tensor)
-    out._value = value if type(value) is ndarray or type(value) is cupy_ndarray \
-        else numpy.asarray(value)
-    out._id = 0
-    return out
-
-
 def _apply(prim, inputs, value, saved=(), attrs=None):
     """Wrap a primitive's forward result and record it on the active tapes."""
     out = _wrap(value)
-    if _tape.ACTIVE and _tape._state.stack:
+    if _tape.ACTIVE:
         _tape.record(prim, inputs, out, saved, attrs)
     return out
 
@@ -120,6 +111,11 @@ def _kernel(spec):
     return _backend.elementwise_kernel(*spec, preamble=_PREAMBLE)
 
 
+_UNWRAP = "    {name} = {name}._value if type({name}) is Tensor else {name}\n"
+_FLOATS = (numpy.dtype("float32"), numpy.dtype("float64"), numpy.dtype("float16"))
+_NUMBERS = _FLOATS + tuple(numpy.dtype(t) for t in ("int32", "int64", "int16", "int8", "uint8"))
+
+
 class Elementwise:
     """An elementwise primitive rendered from one row of the derivative table."""
 
@@ -127,17 +123,25 @@ class Elementwise:
         self.entry = entry
         self.name = entry.name
         self.differentiable = bool(entry.partials)
-        # what a record keeps: positions in (inputs..., out)
-        positions = entry.inputs + ("out",)
-        self.save_positions = tuple(positions.index(n) for n in entry.saves)
+        # the ufunc itself when the forward is one ufunc of the inputs in order: no extra call
+        root = _table._with_out(entry.forward)
+        direct = isinstance(root, _table.ast.Call) and root.func.id != "asarray" and \
+            [getattr(a, "id", None) for a in root.args] == list(entry.inputs)
         fname = "fwd_" + entry.name
-        self.numpy_forward = _compile(_forward_source(entry, fname, True), _NUMPY_NS, fname)
+        self.numpy_forward = _NUMPY_NS[root.func.id] if direct else \
+            _compile(_forward_source(entry, fname, True), _NUMPY_NS, fname)
         if entry.name not in _table.BUILTINS:
             _NUMPY_NS[entry.name] = self.numpy_forward
-        self._vjps = {}
+        # what a record keeps: the values the partials read
+        self.save = eval(f"lambda {', '.join(entry.inputs)}, out: "
+                         f"({''.join(n + ', ' for n in entry.saves)})")
+        self._numpy_rules, self._gpuad_rules, self._cuda_rules = {}, {}, {}
 
     def __repr__(self):
         return f"<gpuad elementwise primitive {self.name}>"
+
+    def saved(self, inputs, out):
+        return self.save(*inputs, out)
 
     def cupy_forward(self, values):
         dtype = next(v.dtype for v, n in zip(values, self.entry.inputs)
@@ -147,27 +151,22 @@ class Elementwise:
         kernel = _kernel(_table.forward_kernel_spec(self.entry))
         return kernel(*[dtype.type(v) if isinstance(v, numbers.Number) else v for v in values])
 
-    def saved(self, inputs, out):
-        every = inputs + (out,)
-        return tuple([every[i] for i in self.save_positions])
-
-    def _rules(self, needs):
-        rules = self._vjps.get(needs)
-        if rules is None:
-            source = _table.python_vjp_source(self.entry, needs, "vjp_" + self.name)
-            numpy_rule = _compile(source, dict(_NUMPY_NS), "vjp_" + self.name)
-            gpuad_rule = _compile(source, _GPUAD_NS, "vjp_" + self.name)
-            rules = self._vjps[needs] = (numpy_rule, gpuad_rule, None)
-        return rules
+    def _rule(self, rules, needs, namespace, prologue):
+        source = _table.python_vjp_source(self.entry, needs, "vjp_" + self.name, prologue)
+        if "T(" in source:
+            source = source.replace("):\n", "):\n    T = g.dtype.type\n" if prologue else
+                                    "):\n    T = float\n", 1)
+        rules[needs] = rule = _compile(source, dict(namespace, Tensor=Tensor), "vjp_" + self.name)
+        return rule
 
     def _cuda_vjp(self, needs, g, values):
-        rules = self._rules(needs)
-        if rules[2] is None:
+        rule = self._cuda_rules.get(needs)
+        if rule is None:
             spec = _table.vjp_kernel_spec(self.entry, needs)
             ins = [p.split()[1] for p in spec[0].split(",")][1:]
-            order = [self.entry.saves.index(n) for n in ins]
-            rules = self._vjps[needs] = rules[:2] + ((_kernel(spec), order),)
-        kernel, order = rules[2]
+            rule = self._cuda_rules[needs] = (
+                _kernel(spec), [self.entry.saves.index(n) for n in ins])
+        kernel, order = rule
         T = g.dtype.type
         args = [g] + [T(values[i]) if isinstance(values[i], numbers.Number) else values[i]
                       for i in order]
@@ -177,18 +176,20 @@ class Elementwise:
                 for n, need in zip(self.entry.inputs, needs)]
 
     def vjp(self, g, saved, shapes, needs, differentiable):
-        if differentiable:
-            grads = self._rules(needs)[1](float, _tape.as_tensor(g), *saved)
+        if differentiable:  # as gpuad ops, recorded by the outer tape
+            rule = self._gpuad_rules.get(needs) or \
+                self._rule(self._gpuad_rules, needs, _GPUAD_NS, "")
+            grads = rule(_tape.as_tensor(g), *saved)
             if shapes is not None:
                 grads = [sum_to_shape(gi, s) if gi is not None and s is not None else gi
                          for gi, s in zip(grads, shapes)]
             return grads
-        g = g._value if isinstance(g, Tensor) else g
-        values = [s._value if isinstance(s, Tensor) else s for s in saved]
-        if type(g) is cupy_ndarray:
-            grads = self._cuda_vjp(needs, g, values)
-        else:
-            grads = self._rules(needs)[0](g.dtype.type, g, *values)
+        if type(g) is cupy_ndarray or type(g) is Tensor and type(g._value) is cupy_ndarray:
+            grads = self._cuda_vjp(needs, _tape._as_raw(g), [_tape._as_raw(s) for s in saved])
+        else:  # the rendered expression with NumPy's ufuncs
+            rule = self._numpy_rules.get(needs) or \
+                self._rule(self._numpy_rules, needs, _NUMPY_NS, _UNWRAP)
+            grads = rule(g, *saved)
         if shapes is not None:
             grads = [_raw_sum_to_shape(gi, s) if gi is not None and s is not None else gi
                      for gi, s in zip(grads, shapes)]
@@ -205,16 +206,18 @@ def _raw_sum_to_shape(value, shape):
     return value.sum(axis=axes).reshape(shape) if axes else value.reshape(shape)
 
 
-def _broadcast_shapes(inputs, out):
-    """Input shapes, when an input was broadcast (its gradient must be summed back)."""
+def _record_elementwise(prim, inputs, out):
+    """Record ``out = prim(*inputs)``, with the input shapes when one was broadcast."""
+    if not prim.differentiable:
+        return
+    ids = tuple([x._id if isinstance(x, Tensor) else 0 for x in inputs])
+    if not any(ids):
+        return
     shape = out._value.shape
     shapes = tuple([x._value.shape if isinstance(x, Tensor) else None for x in inputs])
-    return None if all(s is None or s == shape for s in shapes) else shapes
-
-
-def _record_elementwise(prim, inputs, out):
-    if prim.differentiable and out._value.dtype.kind in "fc":
-        _tape.record(prim, inputs, out, prim.saved(inputs, out), _broadcast_shapes(inputs, out))
+    if all(s is None or s == shape for s in shapes):
+        shapes = None
+    _tape.record_ids(prim, ids, out, prim.save(*inputs, out), shapes)
 
 
 def _dtype_error(prim, dtype):
@@ -234,7 +237,7 @@ def _call_elementwise(prim, args):
     typed = [i for i, n in enumerate(entry.inputs) if n not in entry.ctypes]
     like = next((a for i, a in enumerate(args) if i in typed and isinstance(a, Tensor)), None)
     inputs = []
-    for i, (a, n) in enumerate(zip(args, entry.inputs)):
+    for a, n in zip(args, entry.inputs):
         if isinstance(a, Tensor):
             inputs.append(_tape.as_input(a))
         elif n in entry.ctypes:
@@ -245,8 +248,7 @@ def _call_elementwise(prim, args):
         else:
             inputs.append(convert_like(a, like, prim.name))
     _same_backend(prim.name, inputs)
-    dtypes = {inputs[i].dtype for i in typed}
-    if len(dtypes) > 1:
+    if len({inputs[i].dtype for i in typed}) > 1:
         raise TypeError(f"{prim.name}: " + " and ".join(
             f"{entry.inputs[i]} has dtype {inputs[i].dtype}" for i in typed) +
             "; gpuad does not promote dtypes implicitly (use gpuad.cast)")
@@ -265,66 +267,72 @@ def _call_elementwise(prim, args):
     except ValueError as error:
         _shape_error(prim, values, error)
     out = _wrap(value)
-    if _tape.ACTIVE and _tape._state.stack:
+    if _tape.ACTIVE:
         _record_elementwise(prim, tuple(inputs), out)
     return out
 
 
 def _make_unary(prim):
-    forward, int_ok = prim.numpy_forward, prim.name in _INT_OK
+    forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
+    record_ids, save, differentiable = _tape.record_ids, prim.save, prim.differentiable
 
     def op(x):
+        # fast path: a NumPy tensor of a supported dtype (the rest: _call_elementwise)
         if type(x) is Tensor:
             v = x._value
-            if type(v) is ndarray and (v.dtype.kind == "f" or int_ok and v.dtype.kind in "iu"):
-                out = _new(Tensor)
+            if type(v) is ndarray and v.dtype in dtypes:
+                out = Tensor()
                 out._value = forward(v, out=_ELLIPSIS)
                 out._id = 0
-                if _tape.ACTIVE and _tape._state.stack:
-                    _record_elementwise(prim, (x,), out)
+                if _tape.ACTIVE and x._id and differentiable:
+                    record_ids(prim, (x._id,), out, save(x, out), None)
                 return out
         return _call_elementwise(prim, (x,))
     return op
 
 
 def _make_binary(prim):
-    forward, int_ok = prim.numpy_forward, prim.name in _INT_OK
+    forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
+    record_ids, save, differentiable = _tape.record_ids, prim.save, prim.differentiable
 
     def op(x, y):
-        # fast path: NumPy tensors of one floating dtype, or a tensor and a Python number
+        # fast path: NumPy tensors of one supported dtype, or a tensor and a Python number
         tx, ty = type(x), type(y)
         if tx is Tensor:
             xv = x._value
             if ty is Tensor:
                 yv = y._value
-                if xv.dtype is not yv.dtype and xv.dtype != yv.dtype:
-                    return _call_elementwise(prim, (x, y))
-            elif ty is float or ty is int:
+                fast = type(xv) is ndarray and type(yv) is ndarray and \
+                    xv.dtype is yv.dtype and xv.dtype in dtypes
+            elif ty is float:
                 yv = y
-                if ty is float and xv.dtype.kind != "f":
-                    return _call_elementwise(prim, (x, y))
+                fast = type(xv) is ndarray and xv.dtype in _FLOATS
             else:
-                return _call_elementwise(prim, (x, y))
-            kind = xv.dtype.kind
+                yv = y
+                fast = ty is int and type(xv) is ndarray and xv.dtype in dtypes
         elif ty is Tensor and (tx is float or tx is int):
             xv, yv = x, y._value
-            kind = yv.dtype.kind
-            if tx is float and kind != "f":
-                return _call_elementwise(prim, (x, y))
+            fast = type(yv) is ndarray and yv.dtype in (_FLOATS if tx is float else dtypes)
         else:
-            return _call_elementwise(prim, (x, y))
-        if (kind != "f" and not (int_ok and kind in "iu")) or \
-                type(xv) is cupy_ndarray or type(yv) is cupy_ndarray:
+            fast = False
+        if not fast:
             return _call_elementwise(prim, (x, y))
         try:
             value = forward(xv, yv, out=_ELLIPSIS)
         except ValueError as error:
             _shape_error(prim, (xv, yv), error)
-        out = _new(Tensor)
+        out = Tensor()
         out._value = value
         out._id = 0
-        if _tape.ACTIVE and _tape._state.stack:
-            _record_elementwise(prim, (x, y), out)
+        if _tape.ACTIVE and differentiable:
+            xid = x._id if tx is Tensor else 0
+            yid = y._id if ty is Tensor else 0
+            if xid or yid:
+                shape = value.shape
+                shapes = None if (tx is not Tensor or xv.shape == shape) and \
+                    (ty is not Tensor or yv.shape == shape) else \
+                    (xv.shape if tx is Tensor else None, yv.shape if ty is Tensor else None)
+                record_ids(prim, (xid, yid), out, save(x, y, out), shapes)
         return out
     return op
 

@@ -174,10 +174,13 @@ def jvp_expr(entry, tangents):
     return total
 
 
-def python_vjp_source(entry, needs, fname):
-    """Source of ``def fname(T, g, <saves>)`` returning one gradient (or None) per input.
+def python_vjp_source(entry, needs, fname, prologue=""):
+    """Source of ``def fname(g, <saves>)`` returning one gradient (or None) per input.
 
-    A partial that is identically 0 (sign) gives ``zeros_like(g)``.
+    ``prologue`` (a format string over ``{name}``) is run first for ``g`` and each saved
+    name, e.g. to unwrap Tensors; ``T`` -- the type of literals -- must be bound by the
+    namespace or by a prologue line.  A partial that is identically 0 (sign) gives
+    ``zeros_like(g)``.
     """
     parts = []
     for expr in vjp_exprs(entry, needs):
@@ -187,8 +190,9 @@ def python_vjp_source(entry, needs, fname):
             parts.append("zeros_like(g)")
         else:
             parts.append(python_source(expr))
-    args = ", ".join(("T", "g") + entry.saves)
-    return f"def {fname}({args}):\n    return ({', '.join(parts)},)\n"
+    names = ("g",) + entry.saves
+    head = "".join(prologue.format(name=n) for n in names if prologue)
+    return f"def {fname}({', '.join(names)}):\n{head}    return ({', '.join(parts)},)\n"
 
 
 # ------------------------------------------------------------------ CUDA

@@ -17,7 +17,7 @@ import warnings
 
 import numpy
 
-from .tensor import Tensor, Variable, convert_like, next_id
+from .tensor import Tensor, Variable, convert_like, next_id, wrap
 
 
 class _State(threading.local):
@@ -76,21 +76,26 @@ def _is_tensor(x):
 
 def record(prim, inputs, out, saved, attrs):
     """Record ``out = prim(*inputs)`` on every recording tape that knows one of ``inputs``."""
-    if out._value.dtype.kind not in "fc":
-        return
+    if out._value.dtype.kind in "fc":
+        ids = tuple([x._id if isinstance(x, Tensor) else 0 for x in inputs])
+        if any(ids):
+            record_ids(prim, ids, out, saved, attrs)
+
+
+def record_ids(prim, ids, out, saved, attrs):
+    """``record`` given the inputs' ids (0 for a constant): the ops' fast paths call this."""
     entry = None
     for tape in _state.stack:
         known = tape._ids
-        for x in inputs:
-            if isinstance(x, Tensor) and x._id in known:
+        for i in ids:
+            if i in known:
                 break
         else:
             continue
         if entry is None:
             if not out._id:
                 out._id = next_id()
-            entry = (prim, tuple([x._id if isinstance(x, Tensor) else 0 for x in inputs]),
-                     saved, attrs)
+            entry = (prim, ids, saved, attrs)
         tape._records[out._id] = entry
         known.add(out._id)
 
@@ -103,8 +108,7 @@ def read_variable(var):
 
     The tape keeps this snapshot, so a later ``assign`` cannot change saved values.
     """
-    out = Tensor.__new__(Tensor)
-    out._value, out._id = var._value, 0
+    out = wrap(var._value)
     if ACTIVE and _state.stack:
         for tape in _state.stack:
             if var.trainable and tape._watch_accessed:
@@ -163,7 +167,7 @@ def _as_raw(g):
 
 def as_tensor(g):
     """A cotangent as a Tensor (raw arrays are wrapped; numpy scalars become 0-d arrays)."""
-    return g if isinstance(g, Tensor) else Tensor(g)
+    return g if isinstance(g, Tensor) else wrap(g)
 
 
 def _add_cotangents(a, b):
@@ -194,6 +198,7 @@ def backward(tape, cotangents, source_ids):
     records, known = tape._records, tape._ids
     grads = dict(cotangents)
     stop = min(source_ids)
+    outer = _state.stack  # tapes still recording: they may record this backward pass
     with numpy.errstate(all="ignore"):  # masked-off branches of where() may compute log(0)
         for oid in reversed(list(records)):
             if oid < stop:  # records are in id order: none below the first source matters
@@ -202,10 +207,14 @@ def backward(tape, cotangents, source_ids):
             if g is None:
                 continue
             prim, input_ids, saved, attrs = records[oid]
-            needs = tuple([i in known for i in input_ids])
-            if True not in needs:
-                continue
-            outer = _state.stack
+            if len(input_ids) == 1:
+                if input_ids[0] not in known:
+                    continue
+                needs = (True,)
+            else:
+                needs = tuple([i in known for i in input_ids])
+                if True not in needs:
+                    continue
             differentiable = bool(outer) and _seen_by(outer, g, saved)
             for i, gi in zip(input_ids, prim.vjp(g, saved, attrs, needs, differentiable)):
                 if gi is not None and i:
@@ -277,6 +286,8 @@ class GradientTape:
         self._recording = False
 
     def _watch_one(self, t):
+        if t.dtype.kind not in "fc":  # only floating tensors are ever watched or recorded
+            return
         if not t._id:
             t._id = next_id()
         self._ids.add(t._id)

@@ -30,12 +30,6 @@ class Tensor:
     __array_priority__ = 1000
     __hash__ = None  # elementwise __eq__, as TensorFlow 2 (use id(t) as a key)
 
-    def __init__(self, value):
-        if type(value) is not _backend.cupy_ndarray:
-            value = numpy.asarray(value)
-        self._value = value
-        self._id = 0
-
     @property
     def shape(self):
         """The shape, a tuple of ints."""
@@ -70,8 +64,8 @@ class Tensor:
 
     def to(self, name):
         """A copy of this tensor on backend ``name`` (``"numpy"`` or ``"cupy"``)."""
-        return Tensor(_backend.asarray(_backend.to_numpy(self._value) if name == "numpy"
-                                       else self._value, name))
+        return wrap(_backend.asarray(_backend.to_numpy(self._value) if name == "numpy"
+                                     else self._value, name))
 
     def __array__(self, dtype=None, copy=None):
         value = self.numpy()
@@ -116,6 +110,19 @@ class Tensor:
 
     def __str__(self):
         return f"gpuad.Tensor({self.numpy()}, shape={self.shape}, dtype={self.dtype})"
+
+
+def wrap(value):
+    """A new Tensor around a backend array (a NumPy scalar becomes a 0-d array).
+
+    Tensors are made only here and by the ops' fast paths: ``Tensor()`` with no ``__init__``
+    is the cheapest object Python can make, and ops make one per call.
+    """
+    out = Tensor()
+    out._value = value if type(value) is ndarray or type(value) is _backend.cupy_ndarray \
+        else numpy.asarray(value)
+    out._id = 0
+    return out
 
 
 class Variable(Tensor):
@@ -288,7 +295,7 @@ def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
     name = backend or _backend.get_backend()
     if type(array) is _backend.cupy_ndarray and name == "numpy" and backend is None:
         name = "cupy"  # a cupy array stays on the GPU
-    return Tensor(_backend.asarray(array, name))
+    return wrap(_backend.asarray(array, name))
 
 
 def constant(value, dtype=None, backend=None):
@@ -300,7 +307,7 @@ def constant(value, dtype=None, backend=None):
     """
     tensor = convert_to_tensor(value, dtype=dtype, backend=backend, op="constant")
     if tensor is value or (_backend.is_array(value) and tensor._value is value):
-        tensor = Tensor(tensor._value.copy())
+        tensor = wrap(tensor._value.copy())
     return tensor
 
 
@@ -313,4 +320,4 @@ def convert_like(value, like, op):
     array = _host_array(value, None, op)
     if type(array) is _backend.cupy_ndarray and like.backend == "numpy":
         raise TypeError(f"{op}: a cupy array cannot be combined with a numpy-backend Tensor")
-    return Tensor(_backend.asarray(_cast_checked(array, like.dtype, op), like.backend))
+    return wrap(_backend.asarray(_cast_checked(array, like.dtype, op), like.backend))

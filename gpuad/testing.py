@@ -6,7 +6,7 @@
 import numpy
 
 from .tape import GradientTape
-from .tensor import Tensor, convert_to_tensor
+from .tensor import Tensor, convert_to_tensor, wrap
 
 
 def _float64_args(args):
@@ -15,7 +15,7 @@ def _float64_args(args):
         t = convert_to_tensor(a.numpy() if isinstance(a, Tensor) else a,
                               backend=a.backend if isinstance(a, Tensor) else None)
         if t.dtype != numpy.float64:
-            t = Tensor(t._value.astype(numpy.float64))
+            t = wrap(t._value.astype(numpy.float64))
         tensors.append(t)
     return tensors
 
