@@ -289,7 +289,7 @@ def _scatter_add(g, key, shape):
     if _is_basic(key):
         value[key] = g._value
     else:
-        xp.add.at(value, key, g._value)
+        _backend.scatter_add(value, key, g._value)
     return _apply(_SCATTER_ADD, (g,), value, (), (key, g.shape))
 
 
@@ -421,7 +421,7 @@ def fill(dims, value, backend=None):
     if value.ndim:
         raise ValueError(f"fill: value must be a scalar, got shape {value.shape}")
     xp = _backend.module_of(value._value)
-    return _wrap(xp.full(_shape_tuple("fill", dims), value._value, value.dtype))
+    return _wrap(xp.full(_shape_tuple("fill", dims), value.numpy().item(), value.dtype))
 
 
 def eye(num_rows, num_columns=None, dtype=numpy.float32, backend=None):

@@ -139,6 +139,15 @@ def asarray(value, name, dtype=None):
     return numpy.asarray(value, dtype=dtype)
 
 
+def scatter_add(target, key, values):
+    """``target[key] += values`` with repeated indices accumulating, in place."""
+    if type(target) is cupy_ndarray:
+        import cupyx
+        cupyx.scatter_add(target, key, values)
+    else:
+        numpy.add.at(target, key, values)
+
+
 # ---------------------------------------------------------------------------- CUDA kernels
 
 _kernel_cache = {}

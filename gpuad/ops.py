@@ -14,7 +14,7 @@ from . import backends as _backend
 from . import table as _table
 from . import tape as _tape
 from .backends import cupy_ndarray
-from .tensor import Tensor, convert_like, convert_to_tensor, ndarray
+from .tensor import Tensor, _cast_checked, convert_like, convert_to_tensor, ndarray
 from .tensor import wrap as _wrap
 
 _ELLIPSIS = ...  # ufunc(..., out=...) returns a 0-d array instead of a NumPy scalar
@@ -236,18 +236,22 @@ def _call_elementwise(prim, args):
     entry = prim.entry
     typed = [i for i, n in enumerate(entry.inputs) if n not in entry.ctypes]
     like = next((a for i, a in enumerate(args) if i in typed and isinstance(a, Tensor)), None)
+    if like is None:
+        like = convert_to_tensor(args[typed[0]], op=prim.name)
+        args = args[:typed[0]] + (like,) + args[typed[0] + 1:]
     inputs = []
     for a, n in zip(args, entry.inputs):
         if isinstance(a, Tensor):
             inputs.append(_tape.as_input(a))
         elif n in entry.ctypes:
             inputs.append(convert_to_tensor(a, dtype=entry.ctypes[n], op=prim.name))
-        elif like is None:
-            like = convert_to_tensor(a, op=prim.name)
-            inputs.append(like)
+        elif type(a) in (float, int):  # a Python number stays a scalar of the tensor's dtype
+            _cast_checked(numpy.asarray(a), like.dtype, prim.name)
+            inputs.append(like.dtype.type(a))
         else:
             inputs.append(convert_like(a, like, prim.name))
-    _same_backend(prim.name, inputs)
+    tensors = [t for t in inputs if isinstance(t, Tensor)]
+    _same_backend(prim.name, tensors)
     if len({inputs[i].dtype for i in typed}) > 1:
         raise TypeError(f"{prim.name}: " + " and ".join(
             f"{entry.inputs[i]} has dtype {inputs[i].dtype}" for i in typed) +
@@ -255,12 +259,12 @@ def _call_elementwise(prim, args):
     for n, t in zip(entry.inputs, inputs):
         if n in entry.ctypes and t.dtype != numpy.dtype(entry.ctypes[n]):
             raise TypeError(f"{prim.name}: {n} must be {entry.ctypes[n]}, got {t.dtype}")
-    dtype = inputs[typed[0]].dtype
+    dtype = like.dtype
     if dtype.kind not in _FLOAT_KINDS and not (prim.name in _INT_OK and dtype.kind in "iub"):
         _dtype_error(prim, dtype)
-    values = [t._value for t in inputs]
+    values = [t._value if isinstance(t, Tensor) else t for t in inputs]
     try:
-        if type(values[0]) is cupy_ndarray:
+        if like.backend == "cupy":
             value = prim.cupy_forward(values)
         else:
             value = prim.numpy_forward(*values, out=_ELLIPSIS)

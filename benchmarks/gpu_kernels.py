@@ -1,0 +1,53 @@
+"""Bandwidth of each fused backward kernel of W3 (1e8 float32) against the card's measured
+device-to-device copy bandwidth.  Prints a Markdown table; run by benchmarks/gpu_check.sh."""
+import sys
+
+import gpuad as ad
+from gpuad import backends
+
+cp = backends.cupy
+N = 10**8
+
+
+def gpu_time(fn, repeat=10):
+    start, end = cp.cuda.Event(), cp.cuda.Event()
+    fn()
+    times = []
+    for _ in range(repeat):
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, end) / 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def main(out=sys.stdout):
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    a = cp.random.default_rng(0).uniform(-2, 2, N, dtype=cp.float32)
+    b = cp.empty_like(a)
+    copy_bw = 2 * a.nbytes / gpu_time(lambda: cp.copyto(b, a))
+    lines = [f"card: {props['name'].decode()}, device-to-device copy {copy_bw / 1e9:.0f} GB/s "
+             f"(bytes read + written)", "",
+             "| backward kernel | bytes moved | time (ms) | GB/s | vs copy |", "|---|---|---|---|---|"]
+    x = ad.convert_to_tensor(a)
+    with ad.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = ad.reduce_sum(ad.sin(x) ** 2 * ad.exp(-x * x))
+    for oid, (prim, ids, saved, attrs) in tape._records.items():
+        if not hasattr(prim, "entry"):
+            continue  # reductions and shapes: views or CuPy's own kernels
+        needs = tuple(i in tape._ids for i in ids)
+        g = cp.ones(N, cp.float32)
+        grads = prim.vjp(g, saved, attrs, needs, False)
+        moved = g.nbytes + sum(s.array.nbytes for s in saved if isinstance(s, ad.Tensor)
+                               and s.size == N) + sum(r.nbytes for r in grads if r is not None)
+        t = gpu_time(lambda: prim.vjp(g, saved, attrs, needs, False))
+        lines.append(f"| {prim.name} (needs {needs}) | {moved / 1e9:.1f} GB | {t * 1e3:.2f} | "
+                     f"{moved / t / 1e9:.0f} | {moved / t / copy_bw:.0%} |")
+    print("\n".join(lines), file=out)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The CuPy backend on a GPU (marked gpu: skipped without a CUDA device).
+
+The derivative-table entries are checked on CuPy by tests/test_table.py; here: the other ops,
+the fused-kernel path, float32 agreement with NumPy, the seed programs, backend mixing.
+"""
+import numpy as np
+import pytest
+
+import gpuad as ad
+from gpuad import backends
+from gpuad.testing import check_gradients
+from test_ops import CASES
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize("f, args", CASES)
+def test_ops_gradients_on_cupy(f, args):
+    args = [ad.constant(a, backend="cupy") for a in args]
+    assert f(*args).backend == "cupy"
+    check_gradients(f, args, order=1)
+    check_gradients(f, args, order=2)
+
+
+def w3(x):
+    return ad.reduce_sum(ad.sin(x) ** 2 * ad.exp(-x * x))
+
+
+def test_backward_runs_fused_kernels_and_matches_numpy_in_float32():
+    host = np.random.default_rng(0).uniform(-2, 2, 100_000).astype(np.float32)
+    grads = {}
+    for name in ("numpy", "cupy"):
+        x = ad.constant(host, backend=name)
+        with ad.GradientTape() as tape:
+            tape.watch(x)
+            y = w3(x)
+        grads[name] = tape.gradient(y, x)
+        assert grads[name].backend == name and grads[name].dtype == np.float32
+    launched = {key[3] for key in backends._kernel_cache}
+    assert {"gpuad_vjp_sin_x", "gpuad_vjp_exp_x", "gpuad_vjp_multiply_x_y"} <= launched
+    x64 = host.astype(np.float64)
+    closed_form = (2 * np.sin(x64) * np.cos(x64) - 2 * x64 * np.sin(x64) ** 2) * np.exp(-x64 ** 2)
+    np.testing.assert_allclose(grads["cupy"].numpy(), closed_form, atol=2e-6)
+    np.testing.assert_allclose(grads["cupy"].numpy(), grads["numpy"].numpy(), atol=2e-6)
+
+
+def test_seed_programs_on_cupy(capsys):
+    from gpuad.examples import seed2_gradients_function, seed3_gradient_tape
+    seed2_gradients_function.main()
+    seed3_gradient_tape.main()
+    assert capsys.readouterr().out.splitlines() == [
+        "9", "6.0", "27", "27.0", "8.0", "[[8. 8.]", " [8. 8.]]", "3.0 6.0"]
+
+
+def test_seed_program_1_on_cupy(capsys):
+    from gpuad.examples import seed1_higher_order
+    x, curves = seed1_higher_order.main()
+    assert x.backend == "cupy" and capsys.readouterr().out.startswith("True\n")
+    x = x.numpy().astype(np.float64)
+    np.testing.assert_allclose(curves["third derivative"].numpy(), -4 * np.sin(2 * x), atol=2e-5)
+
+
+def test_mixing_backends_is_a_type_error():
+    with pytest.raises(TypeError, match="numpy and cupy"):
+        ad.constant([1.0], backend="cupy") + ad.constant([1.0], backend="numpy")
+    with pytest.raises(TypeError, match="numpy and cupy"):
+        ad.matmul(ad.ones((2, 2), backend="cupy"), ad.ones((2, 2), backend="numpy"))
+
+
+def test_transfers_and_interop():
+    x = ad.constant([1.0, 2.0], backend="cupy")
+    assert type(x.array).__module__.startswith("cupy")
+    assert x.to("numpy").backend == "numpy" and x.to("numpy").to("cupy").backend == "cupy"
+    assert np.asarray(x).tolist() == [1.0, 2.0] and float(x[1]) == 2.0
+    assert ad.convert_to_tensor(x.array).backend == "cupy"
+    assert "backend=cupy" in repr(x)
+
+
+def test_variables_and_int_ops_on_cupy():
+    v = ad.Variable([1.0, 2.0], name="v")
+    with ad.GradientTape() as tape:
+        y = ad.reduce_sum(v * v)
+    assert v.backend == "cupy" and tape.gradient(y, v).numpy().tolist() == [2.0, 4.0]
+    i = ad.constant([7, 8])
+    assert (i * 2).numpy().tolist() == [14, 16] and (i // 2).numpy().tolist() == [3, 4]
+    assert (i / ad.constant([2, 2])).dtype == np.float64
