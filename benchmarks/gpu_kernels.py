@@ -3,7 +3,7 @@ device-to-device copy bandwidth.  Prints a Markdown table; run by benchmarks/gpu
 import sys
 
 import gpuad as ad
-from gpuad import backends
+from gpuad import backends, table
 
 cp = backends.cupy
 N = 10**8
@@ -40,11 +40,19 @@ def main(out=sys.stdout):
         needs = tuple(i in tape._ids for i in ids)
         g = cp.ones(N, cp.float32)
         grads = prim.vjp(g, saved, attrs, needs, False)
-        moved = g.nbytes + sum(s.array.nbytes for s in saved if isinstance(s, ad.Tensor)
-                               and s.size == N) + sum(r.nbytes for r in grads if r is not None)
+        read = [n.split()[1] for n in table.vjp_kernel_spec(prim.entry, needs)[0].split(",")]
+        values = dict(zip(prim.entry.saves, saved))
+        moved = g.nbytes + sum(values[n].array.nbytes for n in read[1:] if
+                               isinstance(values[n], ad.Tensor) and values[n].size == N) + \
+            sum(r.nbytes for r in grads if r is not None)
         t = gpu_time(lambda: prim.vjp(g, saved, attrs, needs, False))
         lines.append(f"| {prim.name} (needs {needs}) | {moved / 1e9:.1f} GB | {t * 1e3:.2f} | "
                      f"{moved / t / 1e9:.0f} | {moved / t / copy_bw:.0%} |")
+    for label, fn, moved in [("reference: cupy.negative (1 read, 1 write)", lambda: cp.negative(a), 2 * a.nbytes),
+                             ("reference: cupy.multiply a*b (2 reads, 1 write)", lambda: a * b, 3 * a.nbytes)]:
+        t = gpu_time(fn)
+        lines.append(f"| {label} | {moved / 1e9:.1f} GB | {t * 1e3:.2f} | {moved / t / 1e9:.0f} | "
+                     f"{moved / t / copy_bw:.0%} |")
     print("\n".join(lines), file=out)
     return "\n".join(lines)
 

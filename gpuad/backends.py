@@ -141,11 +141,7 @@ def asarray(value, name, dtype=None):
 
 def scatter_add(target, key, values):
     """``target[key] += values`` with repeated indices accumulating, in place."""
-    if type(target) is cupy_ndarray:
-        import cupyx
-        cupyx.scatter_add(target, key, values)
-    else:
-        numpy.add.at(target, key, values)
+    module_of(target).add.at(target, key, values)
 
 
 # ---------------------------------------------------------------------------- CUDA kernels

@@ -147,7 +147,7 @@ class Elementwise:
         dtype = next(v.dtype for v, n in zip(values, self.entry.inputs)
                      if hasattr(v, "dtype") and n not in self.entry.ctypes)
         if dtype.kind != "f":  # integer arithmetic: CuPy's ufuncs, as NumPy's
-            return getattr(_cupy_namespace(), "fwd_" + self.name)(*values)
+            return _cupy_namespace()["fwd_" + self.name](*values)
         kernel = _kernel(_table.forward_kernel_spec(self.entry))
         return kernel(*[dtype.type(v) if isinstance(v, numbers.Number) else v for v in values])
 

@@ -61,9 +61,9 @@ def test_seed_program_1_on_cupy(capsys):
 
 
 def test_mixing_backends_is_a_type_error():
-    with pytest.raises(TypeError, match="numpy and cupy"):
+    with pytest.raises(TypeError, match="two backends"):
         ad.constant([1.0], backend="cupy") + ad.constant([1.0], backend="numpy")
-    with pytest.raises(TypeError, match="numpy and cupy"):
+    with pytest.raises(TypeError, match="two backends"):
         ad.matmul(ad.ones((2, 2), backend="cupy"), ad.ones((2, 2), backend="numpy"))
 
 
