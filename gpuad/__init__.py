@@ -10,7 +10,10 @@
 """
 from . import ops as _ops  # first: array_ops builds on it
 from . import backends
-from . import nn, testing
+from . import linalg, nn, random, testing
+from .linalg import *  # noqa: F401,F403  (tensordot, einsum)
+from .reductions import *  # noqa: F401,F403
+from .shape_ops import *  # noqa: F401,F403
 from .array_ops import (broadcast_to, cast, eye, fill, getitem, identity, lin_space, linspace,
                         matmul, ones, ones_like, range, reduce_max, reduce_mean, reduce_min,
                         reduce_sum, reshape, stack, transpose, unstack, zeros, zeros_like)

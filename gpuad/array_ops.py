@@ -41,15 +41,15 @@ def _kept_shape(shape, axes):
 
 # ------------------------------------------------------------------------------ reductions
 
-def _reduce_sum_vjp(g, saved, attrs, needs, differentiable):
+def _reduce_sum_vjp(g, saved, attrs, needs):
     shape, axes, keepdims = attrs
-    g = g if isinstance(g, Tensor) else _wrap(g)
     if not keepdims:
         g = reshape(g, _kept_shape(shape, axes))
     return (broadcast_to(g, shape),)
 
 
-_REDUCE_SUM = Primitive("reduce_sum", _reduce_sum_vjp)
+_REDUCE_SUM = Primitive("reduce_sum", _reduce_sum_vjp, lambda tangents, saved, out, attrs:
+                        reduce_sum(tangents[0], attrs[1], attrs[2]))
 
 
 def _reduce_input(op, x, float_only=False):
@@ -90,17 +90,26 @@ def reduce_mean(x, axis=None, keepdims=False):
     return divide(reduce_sum(x, axes, keepdims), float(count))
 
 
-def _reduce_extreme_vjp(g, saved, attrs, needs, differentiable):
+def _extreme_share(saved, attrs):
+    """Where x attains its extreme, each tie's share (1/count), keeping reduced axes."""
     x, out = saved
     shape, axes, keepdims = attrs
-    g = g if isinstance(g, Tensor) else _wrap(g)
     if not keepdims:
-        g, out = reshape(g, _kept_shape(shape, axes)), reshape(out, _kept_shape(shape, axes))
+        out = reshape(out, _kept_shape(shape, axes))
     hit = cast(equal(x, out), x.dtype)  # ties share the gradient equally, as TensorFlow
-    return (multiply(g, divide(hit, reduce_sum(hit, axes, keepdims=True))),)
+    return divide(hit, reduce_sum(hit, axes, keepdims=True))
 
 
-_REDUCE_EXTREME = Primitive("reduce_max", _reduce_extreme_vjp)
+def _reduce_extreme_vjp(g, saved, attrs, needs):
+    shape, axes, keepdims = attrs
+    if not keepdims:
+        g = reshape(g, _kept_shape(shape, axes))
+    return (multiply(g, _extreme_share(saved, attrs)),)
+
+
+_REDUCE_EXTREME = Primitive("reduce_max/min", _reduce_extreme_vjp, lambda tangents, saved, out, attrs:
+                            reduce_sum(tangents[0] * _extreme_share(saved, attrs), attrs[1],
+                                       attrs[2]))
 
 
 def _reduce_extreme(op, method, x, axis, keepdims):
@@ -131,7 +140,8 @@ def reduce_min(x, axis=None, keepdims=False):
 
 # ---------------------------------------------------------------------------------- shapes
 
-_RESHAPE = Primitive("reshape", lambda g, saved, attrs, needs, diff: (reshape(g, attrs),))
+_RESHAPE = Primitive("reshape", lambda g, saved, attrs, needs: (reshape(g, attrs),),
+                     lambda tangents, saved, out, attrs: reshape(tangents[0], out.shape))
 
 
 def _shape_tuple(op, shape):
@@ -162,8 +172,9 @@ def reshape(x, shape):
     return _apply(_RESHAPE, (x,), value, (), x.shape)
 
 
-_TRANSPOSE = Primitive("transpose", lambda g, saved, attrs, needs, diff: (
-    transpose(g, tuple(numpy.argsort(attrs))),))
+_TRANSPOSE = Primitive("transpose", lambda g, saved, attrs, needs: (
+    transpose(g, tuple(numpy.argsort(attrs))),),
+    lambda tangents, saved, out, attrs: transpose(tangents[0], attrs))
 
 
 def transpose(x, perm=None):
@@ -181,8 +192,8 @@ def transpose(x, perm=None):
     return _apply(_TRANSPOSE, (x,), x._value.transpose(perm), (), perm)
 
 
-_BROADCAST_TO = Primitive("broadcast_to", lambda g, saved, attrs, needs, diff: (
-    sum_to_shape(g if isinstance(g, Tensor) else _wrap(g), attrs),))
+_BROADCAST_TO = Primitive("broadcast_to", lambda g, saved, attrs, needs: (
+    sum_to_shape(g, attrs),), lambda tangents, saved, out, attrs: broadcast_to(tangents[0], out.shape))
 
 
 def broadcast_to(x, shape):
@@ -214,8 +225,8 @@ def sum_to_shape(x, shape):
     return reshape(reduce_sum(x, axes, keepdims=True), shape)
 
 
-_CAST = Primitive("cast", lambda g, saved, attrs, needs, diff: (
-    cast(g if isinstance(g, Tensor) else _wrap(g), attrs),))
+_CAST = Primitive("cast", lambda g, saved, attrs, needs: (cast(g, attrs),),
+                  lambda tangents, saved, out, attrs: cast(tangents[0], out.dtype))
 
 
 def cast(x, dtype):
@@ -255,14 +266,11 @@ def _is_basic(key):
                or getattr(k, "dtype", None) == numpy.bool_ for k in items)
 
 
-def _getitem_vjp(g, saved, attrs, needs, differentiable):
-    key, shape = attrs
-    return (_scatter_add(g if isinstance(g, Tensor) else _wrap(g), key, shape),)
-
-
-_GETITEM = Primitive("getitem", _getitem_vjp)
-_SCATTER_ADD = Primitive("scatter_add", lambda g, saved, attrs, needs, diff: (
-    getitem(g if isinstance(g, Tensor) else _wrap(g), attrs[0]),))
+_GETITEM = Primitive("getitem", lambda g, saved, attrs, needs: (_scatter_add(g, *attrs),),
+                     lambda tangents, saved, out, attrs: getitem(tangents[0], attrs[0]))
+_SCATTER_ADD = Primitive("scatter_add", lambda g, saved, attrs, needs: (getitem(g, attrs[0]),),
+                         lambda tangents, saved, out, attrs: _scatter_add(tangents[0], attrs[0],
+                                                                          out.shape))
 
 
 def getitem(x, key):
@@ -293,8 +301,13 @@ def _scatter_add(g, key, shape):
     return _apply(_SCATTER_ADD, (g,), value, (), (key, g.shape))
 
 
-_STACK = Primitive("stack", lambda g, saved, attrs, needs, diff: unstack(
-    g if isinstance(g, Tensor) else _wrap(g), attrs))
+def _stack_jvp(tangents, saved, out, attrs):
+    part = out.shape[:attrs] + out.shape[attrs + 1:]
+    return stack([zeros(part, out.dtype, out.backend) if t is None else t for t in tangents],
+                 attrs)
+
+
+_STACK = Primitive("stack", lambda g, saved, attrs, needs: unstack(g, attrs), _stack_jvp)
 
 
 def stack(values, axis=0):
@@ -336,15 +349,20 @@ def _swap_last(x):
     return transpose(x, perm)
 
 
-def _matmul_vjp(g, saved, attrs, needs, differentiable):
+def _matmul_vjp(g, saved, attrs, needs):
     a, b = saved
-    g = g if isinstance(g, Tensor) else _wrap(g)
     ga = sum_to_shape(matmul(g, _swap_last(b)), a.shape) if needs[0] else None
     gb = sum_to_shape(matmul(_swap_last(a), g), b.shape) if needs[1] else None
     return ga, gb
 
 
-_MATMUL = Primitive("matmul", _matmul_vjp)
+def _matmul_jvp(tangents, saved, out, attrs):
+    (ta, tb), (a, b) = tangents, saved
+    terms = ([matmul(ta, b)] if ta is not None else []) + ([matmul(a, tb)] if tb is not None else [])
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+_MATMUL = Primitive("matmul", _matmul_vjp, _matmul_jvp)
 
 
 def matmul(a, b):

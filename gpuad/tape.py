@@ -54,24 +54,28 @@ def _pop(tape):
 
 
 class Primitive:
-    """A differentiable primitive: its name and its VJP rule.
+    """A differentiable primitive whose derivative rules are written with gpuad ops.
 
-    ``vjp(g, saved, attrs, needs, differentiable)`` returns one cotangent (or None) per
-    input, for the inputs flagged in ``needs``.  Rules written with gpuad ops ignore
-    ``differentiable``: they are recorded by outer tapes whenever those watch their inputs.
+    ``vjp_rule(g, saved, attrs, needs)`` returns one cotangent (Tensor or None) per input,
+    for the inputs flagged in ``needs``; ``g`` is a Tensor.  ``jvp_rule(tangents, saved, out,
+    attrs)`` returns the output's tangent (Tensor or None); ``tangents`` holds a Tensor or
+    None per input.  ``saved`` and ``attrs`` are what the op recorded.  Being gpuad ops, the
+    rules are recorded by any tape that watches their inputs: differentiable to any order.
     """
 
-    __slots__ = ("name", "vjp", "jvp")
+    __slots__ = ("name", "vjp_rule", "jvp_rule")
 
-    def __init__(self, name, vjp, jvp=None):
-        self.name, self.vjp, self.jvp = name, vjp, jvp
+    def __init__(self, name, vjp_rule, jvp_rule=None):
+        self.name, self.vjp_rule, self.jvp_rule = name, vjp_rule, jvp_rule
+
+    def vjp(self, g, saved, attrs, needs, differentiable):
+        return self.vjp_rule(as_tensor(g), saved, attrs, needs)
+
+    def jvp(self, tangents, saved, out, attrs):
+        return self.jvp_rule(tangents, saved, out, attrs)
 
     def __repr__(self):
         return f"<gpuad primitive {self.name}>"
-
-
-def _is_tensor(x):
-    return isinstance(x, Tensor)
 
 
 def record(prim, inputs, out, saved, attrs):
@@ -100,7 +104,8 @@ def record_ids(prim, ids, out, saved, attrs):
         known.add(out._id)
 
 
-_IDENTITY = Primitive("read_variable", lambda g, saved, attrs, needs, diff: (g,))
+_IDENTITY = Primitive("identity", lambda g, saved, attrs, needs: (g,),
+                      lambda tangents, saved, out, attrs: tangents[0])
 
 
 def read_variable(var):

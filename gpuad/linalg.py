@@ -1,0 +1,2 @@
+"""Linear algebra (``gpuad.linalg``)."""
+__all__ = []

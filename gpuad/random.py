@@ -1,0 +1,2 @@
+"""Random tensors (``gpuad.random``)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Reductions and scans beyond the core."""
+__all__ = []
