@@ -18,8 +18,10 @@ from .array_ops import (broadcast_to, cast, eye, fill, getitem, identity, lin_sp
                         matmul, ones, ones_like, range, reduce_max, reduce_mean, reduce_min,
                         reduce_sum, reshape, stack, transpose, unstack, zeros, zeros_like)
 from .backends import backend, get_backend, set_backend
-from .functional import (gradients_function, implicit_gradients, implicit_value_and_gradients,
-                         value_and_gradients_function)
+from .forward import ForwardAccumulator
+from .functional import (custom_gradient, grad, gradients_function, hessian, implicit_gradients,
+                         implicit_value_and_gradients, jacobian, jvp, stop_gradient,
+                         value_and_grad, value_and_gradients_function, vjp)
 from .ops import (ELEMENTWISE_OPS, equal, greater, greater_equal, less, less_equal, logical_and,
                   logical_not, logical_or, not_equal)
 from .tape import GradientTape, UnconnectedGradients

@@ -48,8 +48,17 @@ def _reduce_sum_vjp(g, saved, attrs, needs):
     return (broadcast_to(g, shape),)
 
 
-_REDUCE_SUM = Primitive("reduce_sum", _reduce_sum_vjp, lambda tangents, saved, out, attrs:
-                        reduce_sum(tangents[0], attrs[1], attrs[2]))
+def _batch_axes(axes, batch):
+    return tuple(a + batch for a in axes)
+
+
+def _batch_key(key, batch):
+    """An index key for a tangent with ``batch`` leading dimensions."""
+    return (slice(None),) * batch + (key if isinstance(key, tuple) else (key,))
+
+
+_REDUCE_SUM = Primitive("reduce_sum", _reduce_sum_vjp, lambda tangents, saved, out, attrs, batch:
+                        reduce_sum(tangents[0], _batch_axes(attrs[1], batch), attrs[2]))
 
 
 def _reduce_input(op, x, float_only=False):
@@ -107,9 +116,10 @@ def _reduce_extreme_vjp(g, saved, attrs, needs):
     return (multiply(g, _extreme_share(saved, attrs)),)
 
 
-_REDUCE_EXTREME = Primitive("reduce_max/min", _reduce_extreme_vjp, lambda tangents, saved, out, attrs:
-                            reduce_sum(tangents[0] * _extreme_share(saved, attrs), attrs[1],
-                                       attrs[2]))
+_REDUCE_EXTREME = Primitive(
+    "reduce_max/min", _reduce_extreme_vjp, lambda tangents, saved, out, attrs, batch:
+    reduce_sum(tangents[0] * _extreme_share(saved, attrs), _batch_axes(attrs[1], batch),
+               attrs[2]))
 
 
 def _reduce_extreme(op, method, x, axis, keepdims):
@@ -141,7 +151,8 @@ def reduce_min(x, axis=None, keepdims=False):
 # ---------------------------------------------------------------------------------- shapes
 
 _RESHAPE = Primitive("reshape", lambda g, saved, attrs, needs: (reshape(g, attrs),),
-                     lambda tangents, saved, out, attrs: reshape(tangents[0], out.shape))
+                     lambda tangents, saved, out, attrs, batch:
+                     reshape(tangents[0], tangents[0].shape[:batch] + out.shape))
 
 
 def _shape_tuple(op, shape):
@@ -174,7 +185,8 @@ def reshape(x, shape):
 
 _TRANSPOSE = Primitive("transpose", lambda g, saved, attrs, needs: (
     transpose(g, tuple(numpy.argsort(attrs))),),
-    lambda tangents, saved, out, attrs: transpose(tangents[0], attrs))
+    lambda tangents, saved, out, attrs, batch: transpose(
+        tangents[0], tuple(builtins.range(batch)) + _batch_axes(attrs, batch)))
 
 
 def transpose(x, perm=None):
@@ -193,7 +205,17 @@ def transpose(x, perm=None):
 
 
 _BROADCAST_TO = Primitive("broadcast_to", lambda g, saved, attrs, needs: (
-    sum_to_shape(g, attrs),), lambda tangents, saved, out, attrs: broadcast_to(tangents[0], out.shape))
+    sum_to_shape(g, attrs),), lambda tangents, saved, out, attrs, batch: broadcast_to(
+        expand_batched(tangents[0], batch, len(out.shape)), tangents[0].shape[:batch] + out.shape))
+
+
+def expand_batched(t, batch, ndim):
+    """A tangent with ``batch`` leading dimensions, given singleton axes after them so that it
+    broadcasts like its primal against a result of ``ndim`` dimensions."""
+    missing = ndim - (t.ndim - batch)
+    if not batch or missing <= 0:
+        return t
+    return reshape(t, t.shape[:batch] + (1,) * missing + t.shape[batch:])
 
 
 def broadcast_to(x, shape):
@@ -226,7 +248,7 @@ def sum_to_shape(x, shape):
 
 
 _CAST = Primitive("cast", lambda g, saved, attrs, needs: (cast(g, attrs),),
-                  lambda tangents, saved, out, attrs: cast(tangents[0], out.dtype))
+                  lambda tangents, saved, out, attrs, batch: cast(tangents[0], out.dtype))
 
 
 def cast(x, dtype):
@@ -267,10 +289,12 @@ def _is_basic(key):
 
 
 _GETITEM = Primitive("getitem", lambda g, saved, attrs, needs: (_scatter_add(g, *attrs),),
-                     lambda tangents, saved, out, attrs: getitem(tangents[0], attrs[0]))
+                     lambda tangents, saved, out, attrs, batch:
+                     getitem(tangents[0], _batch_key(attrs[0], batch)))
 _SCATTER_ADD = Primitive("scatter_add", lambda g, saved, attrs, needs: (getitem(g, attrs[0]),),
-                         lambda tangents, saved, out, attrs: _scatter_add(tangents[0], attrs[0],
-                                                                          out.shape))
+                         lambda tangents, saved, out, attrs, batch: _scatter_add(
+                             tangents[0], _batch_key(attrs[0], batch),
+                             tangents[0].shape[:batch] + out.shape))
 
 
 def getitem(x, key):
@@ -301,10 +325,11 @@ def _scatter_add(g, key, shape):
     return _apply(_SCATTER_ADD, (g,), value, (), (key, g.shape))
 
 
-def _stack_jvp(tangents, saved, out, attrs):
-    part = out.shape[:attrs] + out.shape[attrs + 1:]
+def _stack_jvp(tangents, saved, out, attrs, batch):
+    lead = next(t for t in tangents if t is not None).shape[:batch]
+    part = lead + out.shape[:attrs] + out.shape[attrs + 1:]
     return stack([zeros(part, out.dtype, out.backend) if t is None else t for t in tangents],
-                 attrs)
+                 attrs + batch)
 
 
 _STACK = Primitive("stack", lambda g, saved, attrs, needs: unstack(g, attrs), _stack_jvp)
@@ -356,7 +381,7 @@ def _matmul_vjp(g, saved, attrs, needs):
     return ga, gb
 
 
-def _matmul_jvp(tangents, saved, out, attrs):
+def _matmul_jvp(tangents, saved, out, attrs, batch):  # matmul broadcasts a leading batch
     (ta, tb), (a, b) = tangents, saved
     terms = ([matmul(ta, b)] if ta is not None else []) + ([matmul(a, tb)] if tb is not None else [])
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
@@ -489,3 +514,8 @@ def identity(x):
     """A new tensor with the value of ``x`` (gradient: the identity), as ``tf.identity``."""
     x = _tensor(x, "identity")
     return _apply(_tape._IDENTITY, (x,), x._value)
+
+
+def concat_batches(parts):
+    """Join tensors along their first axis (chunks of a batch), differentiably."""
+    return stack([row for part in parts for row in unstack(part)])

@@ -6,9 +6,10 @@ fresh tape while ``f`` runs; nesting these transforms gives higher derivatives.
 import functools
 import inspect
 
+from . import tape as _tape
 from .array_ops import identity
-from .tape import GradientTape
-from .tensor import convert_to_tensor
+from .tape import GradientTape, Primitive
+from .tensor import Tensor, convert_to_tensor, wrap
 
 
 def _param_positions(f, params, nargs):
@@ -124,3 +125,221 @@ def implicit_gradients(f):
 
 __all__ = ["gradients_function", "value_and_gradients_function", "implicit_gradients",
            "implicit_value_and_gradients"]
+
+
+# --------------------------------------------------------------- JAX-style transforms
+
+def _argnums(op, argnums, nargs):
+    single = isinstance(argnums, int)
+    positions = (argnums,) if single else tuple(argnums)
+    for p in positions:
+        if not isinstance(p, int) or not -nargs <= p < nargs:
+            raise ValueError(f"{op}: argnums {argnums!r} is out of range for {nargs} arguments")
+    return single, tuple(p % nargs for p in positions)
+
+
+def _watched_call(op, f, args, positions, persistent=False):
+    """Run ``f(*args)`` on a fresh tape that watches the arguments at ``positions``."""
+    args = list(args)
+    seen = set()
+    for i in positions:
+        t = convert_to_tensor(args[i], op=op)
+        if t.dtype.kind != "f":
+            raise TypeError(f"{op}: argument {i} has dtype {t.dtype}; only floating arguments "
+                            f"can be differentiated")
+        if id(t) in seen:  # the same tensor twice gets two separate derivatives
+            t = identity(t)
+        seen.add(id(t))
+        args[i] = t
+    tape = GradientTape(persistent=persistent)
+    with tape:
+        for i in positions:
+            tape.watch(args[i])
+        out = f(*args)
+    return tape, out, [args[i] for i in positions]
+
+
+def value_and_grad(f, argnums=0):
+    """Return ``fn(*args) -> (f(*args), gradient)`` for a scalar-valued ``f``, as JAX.
+
+    ``argnums`` (int or tuple) selects the arguments; a tuple gives a tuple of gradients.
+
+    >>> import gpuad as ad
+    >>> value, g = ad.value_and_grad(lambda x, y: x * x * y, argnums=(0, 1))(3.0, 2.0)
+    >>> float(value), [float(v) for v in g]
+    (18.0, [12.0, 9.0])
+    """
+    @functools.wraps(f)
+    def decorated(*args):
+        single, positions = _argnums("grad", argnums, len(args))
+        tape, out, sources = _watched_call("grad", f, args, positions)
+        if not isinstance(out, Tensor) or out.shape != ():
+            shape = getattr(out, "shape", type(out).__name__)
+            raise TypeError(f"grad: f must return a scalar Tensor (shape ()), got {shape}; "
+                            f"use jacobian or vjp for non-scalar outputs")
+        grads = tape.gradient(out, sources, unconnected_gradients="zero")
+        return out, grads[0] if single else tuple(grads)
+    return decorated
+
+
+def grad(f, argnums=0):
+    """Return ``fn(*args) -> df/dargs`` for a scalar-valued ``f``; compose freely.
+
+    >>> import gpuad as ad
+    >>> d3 = ad.grad(ad.grad(ad.grad(lambda x: x ** 4)))
+    >>> float(d3(2.0))
+    48.0
+    """
+    @functools.wraps(f)
+    def decorated(*args):
+        return value_and_grad(f, argnums)(*args)[1]
+    return decorated
+
+
+def vjp(f, *primals):
+    """Return ``(f(*primals), vjp_fn)`` where ``vjp_fn(cotangent)`` gives one cotangent per
+    primal (a tuple); ``vjp_fn`` may be called many times.
+
+    >>> import gpuad as ad
+    >>> y, vjp_fn = ad.vjp(lambda x: x * x, ad.constant([1.0, 2.0]))
+    >>> vjp_fn(ad.constant([1.0, 10.0]))[0].numpy()
+    array([ 2., 40.], dtype=float32)
+    """
+    tape, out, sources = _watched_call("vjp", f, primals, range(len(primals)), persistent=True)
+
+    def vjp_fn(cotangent):
+        return tuple(tape.gradient(out, sources, output_gradients=cotangent,
+                                   unconnected_gradients="zero"))
+    return out, vjp_fn
+
+
+def jvp(f, primals, tangents):
+    """Return ``(f(*primals), J tangents)`` by forward mode.
+
+    >>> import gpuad as ad
+    >>> y, t = ad.jvp(lambda x: ad.sin(x) * x, [ad.constant(0.0)], [ad.constant(1.0)])
+    >>> float(y), float(t)
+    (0.0, 0.0)
+    """
+    from .forward import ForwardAccumulator
+    primals = [convert_to_tensor(p, op="jvp") for p in primals]
+    with ForwardAccumulator(primals, list(tangents)) as acc:
+        out = f(*primals)
+    return out, acc.jvp(out, unconnected_gradients="zero")
+
+
+def jacobian(f, argnums=0):
+    """Return ``fn(*args) -> J`` with ``J.shape == f(*args).shape + arg.shape`` (a tuple for
+    tuple ``argnums``); one vectorized pass (see :meth:`GradientTape.jacobian`).
+
+    >>> import gpuad as ad
+    >>> ad.jacobian(lambda x: x * x)(ad.constant([1.0, 2.0])).numpy()
+    array([[2., 0.],
+           [0., 4.]], dtype=float32)
+    """
+    @functools.wraps(f)
+    def decorated(*args):
+        single, positions = _argnums("jacobian", argnums, len(args))
+        tape, out, sources = _watched_call("jacobian", f, args, positions)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"jacobian: f must return a Tensor, got {type(out).__name__}")
+        result = tape.jacobian(out, sources, unconnected_gradients="zero")
+        return result[0] if single else tuple(result)
+    return decorated
+
+
+def hessian(f, argnums=0):
+    """Return ``fn(*args) -> H`` for a scalar-valued ``f``: the Jacobian of its gradient.
+
+    >>> import gpuad as ad
+    >>> ad.hessian(lambda x: ad.reduce_sum(x ** 3))(ad.constant([1.0, 2.0])).numpy()
+    array([[ 6.,  0.],
+           [ 0., 12.]], dtype=float32)
+    """
+    return jacobian(grad(f, argnums), argnums)
+
+
+def stop_gradient(x):
+    """``x`` as a constant: no gradient flows through it, as ``tf.stop_gradient``.
+
+    >>> import gpuad as ad
+    >>> x = ad.constant(3.0)
+    >>> with ad.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = x * ad.stop_gradient(x)
+    >>> float(tape.gradient(y, x))
+    3.0
+    """
+    return wrap(convert_to_tensor(x, op="stop_gradient")._value)
+
+
+def _custom_vjp(g, saved, attrs, needs):
+    grad_fn, n_inputs, variables = attrs
+    if variables:
+        input_grads, variable_grads = grad_fn(g, variables=list(variables))
+    else:
+        input_grads, variable_grads = grad_fn(g), []
+    input_grads = list(input_grads) if isinstance(input_grads, (list, tuple)) else [input_grads]
+    if len(input_grads) != n_inputs or len(variable_grads) != len(variables):
+        raise ValueError(f"custom_gradient: grad_fn returned {len(input_grads)} input "
+                         f"gradients and {len(variable_grads)} variable gradients for "
+                         f"{n_inputs} inputs and {len(variables)} variables")
+    return [None if gi is None else convert_to_tensor(gi) for gi in input_grads] + \
+        [None if gv is None else convert_to_tensor(gv) for gv in variable_grads]
+
+
+_CUSTOM = Primitive("custom_gradient", _custom_vjp)  # forward mode: the VJP, twice
+
+
+def custom_gradient(f):
+    """Decorate ``f(*inputs) -> (y, grad_fn)`` to give ``y`` the gradient ``grad_fn``, as
+    ``tf.custom_gradient``.
+
+    ``grad_fn(dy)`` returns one gradient per input (a tensor or a list).  If ``f`` reads
+    trainable Variables, ``grad_fn(dy, variables=...)`` returns ``(input_grads,
+    variable_grads)``.  ``grad_fn`` written with gpuad ops is differentiable again (second
+    order); the ops inside ``f`` itself are not recorded.
+
+    >>> import gpuad as ad
+    >>> @ad.custom_gradient
+    ... def clip_grad(x):
+    ...     return ad.identity(x), lambda dy: ad.clip_by_value(dy, -1.0, 1.0)
+    >>> x = ad.constant(2.0)
+    >>> with ad.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = clip_grad(x) * 10.0
+    >>> float(tape.gradient(y, x))
+    1.0
+    """
+    @functools.wraps(f)
+    def decorated(*args):
+        inputs = [convert_to_tensor(a, op="custom_gradient") for a in args]
+        stack = _tape._state.stack
+        outer, stack[:] = list(stack), []  # f's own ops are not recorded ...
+        try:
+            with GradientTape() as probe:  # ... but the Variables it reads are noted
+                y, grad_fn = f(*inputs)
+        finally:
+            stack[:] = outer
+        variables = probe.watched_variables()
+        if variables and "variables" not in inspect.signature(grad_fn).parameters:
+            raise TypeError("custom_gradient: f reads Variables "
+                            f"{[v.name for v in variables]}, so grad_fn must accept a "
+                            "`variables` keyword argument")
+        if not isinstance(y, Tensor):
+            raise TypeError(f"custom_gradient: f must return (Tensor, grad_fn), got "
+                            f"{type(y).__name__}")
+        for tape in outer:
+            if not tape._forward and tape._watch_accessed:
+                for v in variables:
+                    tape._watch_one(v)
+        out = wrap(y._value)
+        if _tape.ACTIVE:
+            _tape.record(_CUSTOM, tuple(inputs) + tuple(variables), out, (),
+                         (grad_fn, len(inputs), variables))
+        return out
+    return decorated
+
+
+__all__ += ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "stop_gradient",
+            "custom_gradient"]

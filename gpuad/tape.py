@@ -12,6 +12,7 @@ ops, which that tape records, so gradients of gradients work to any order.
 """
 import contextlib
 import enum
+import inspect
 import threading
 import warnings
 
@@ -59,19 +60,26 @@ class Primitive:
     ``vjp_rule(g, saved, attrs, needs)`` returns one cotangent (Tensor or None) per input,
     for the inputs flagged in ``needs``; ``g`` is a Tensor.  ``jvp_rule(tangents, saved, out,
     attrs)`` returns the output's tangent (Tensor or None); ``tangents`` holds a Tensor or
-    None per input.  ``saved`` and ``attrs`` are what the op recorded.  Being gpuad ops, the
-    rules are recorded by any tape that watches their inputs: differentiable to any order.
+    None per input.  A rule with a ``batch`` parameter also takes tangents with one extra
+    leading dimension when ``batch`` is 1 (Jacobians push a whole basis through at once); other
+    rules run once per batch element.  ``saved`` and ``attrs`` are what the op recorded.
+    Being gpuad ops, the rules are recorded by any tape that watches their inputs:
+    differentiable to any order.  Without a ``jvp_rule`` forward mode uses the VJP twice.
     """
 
-    __slots__ = ("name", "vjp_rule", "jvp_rule")
+    __slots__ = ("name", "vjp_rule", "jvp_rule", "batched_jvp")
 
     def __init__(self, name, vjp_rule, jvp_rule=None):
         self.name, self.vjp_rule, self.jvp_rule = name, vjp_rule, jvp_rule
+        self.batched_jvp = jvp_rule is not None and \
+            "batch" in inspect.signature(jvp_rule).parameters
 
     def vjp(self, g, saved, attrs, needs, differentiable):
         return self.vjp_rule(as_tensor(g), saved, attrs, needs)
 
-    def jvp(self, tangents, saved, out, attrs):
+    def jvp(self, tangents, saved, out, attrs, batch=0):
+        if self.batched_jvp:
+            return self.jvp_rule(tangents, saved, out, attrs, batch)
         return self.jvp_rule(tangents, saved, out, attrs)
 
     def __repr__(self):
@@ -79,33 +87,44 @@ class Primitive:
 
 
 def record(prim, inputs, out, saved, attrs):
-    """Record ``out = prim(*inputs)`` on every recording tape that knows one of ``inputs``."""
+    """Record ``out = prim(*inputs)`` on every recorder that knows one of ``inputs``.
+
+    The record keeps ``out`` itself (its shape and dtype serve the JVP rules when forward
+    mode is replayed over a tape); elementwise ops call :func:`record_ids` without it.
+    """
     if out._value.dtype.kind in "fc":
         ids = tuple([x._id if isinstance(x, Tensor) else 0 for x in inputs])
         if any(ids):
-            record_ids(prim, ids, out, saved, attrs)
+            record_ids(prim, ids, out, saved, attrs, out)
 
 
-def record_ids(prim, ids, out, saved, attrs):
-    """``record`` given the inputs' ids (0 for a constant): the ops' fast paths call this."""
+def record_ids(prim, ids, out, saved, attrs, keep=None):
+    """``record`` given the inputs' ids (0 for a constant): the ops' fast paths call this.
+
+    Tapes store ``(prim, ids, saved, attrs, keep)`` under the output's id; forward-mode
+    accumulators (:class:`gpuad.ForwardAccumulator`) compute the output's tangent now.
+    """
     entry = None
-    for tape in _state.stack:
-        known = tape._ids
+    for recorder in _state.stack:
+        known = recorder._ids
         for i in ids:
             if i in known:
                 break
         else:
             continue
+        if not out._id:
+            out._id = next_id()
+        if recorder._forward:
+            recorder._push_tangent(prim, ids, out, saved, attrs)
+            continue
         if entry is None:
-            if not out._id:
-                out._id = next_id()
-            entry = (prim, ids, saved, attrs)
-        tape._records[out._id] = entry
+            entry = (prim, ids, saved, attrs, keep)
+        recorder._records[out._id] = entry
         known.add(out._id)
 
 
 _IDENTITY = Primitive("identity", lambda g, saved, attrs, needs: (g,),
-                      lambda tangents, saved, out, attrs: tangents[0])
+                      lambda tangents, saved, out, attrs, batch: tangents[0])
 
 
 def read_variable(var):
@@ -116,7 +135,7 @@ def read_variable(var):
     out = wrap(var._value)
     if ACTIVE and _state.stack:
         for tape in _state.stack:
-            if var.trainable and tape._watch_accessed:
+            if var.trainable and not tape._forward and tape._watch_accessed:
                 tape._watch_one(var)
         record(_IDENTITY, (var,), out, (), None)
     return out
@@ -211,7 +230,7 @@ def backward(tape, cotangents, source_ids):
             g = grads.get(oid) if oid in source_ids else grads.pop(oid, None)
             if g is None:
                 continue
-            prim, input_ids, saved, attrs = records[oid]
+            prim, input_ids, saved, attrs, _ = records[oid]
             if len(input_ids) == 1:
                 if input_ids[0] not in known:
                     continue
@@ -260,6 +279,8 @@ class GradientTape:
     >>> float(dy), float(outer.gradient(dy, x))
     (27.0, 18.0)
     """
+
+    _forward = False  # a reverse-mode recorder (ForwardAccumulator is the forward one)
 
     def __init__(self, persistent=False, watch_accessed_variables=True):
         self._persistent = bool(persistent)
@@ -394,6 +415,100 @@ class GradientTape:
             self._used = True
             self._ids, self._records = set(), {}  # release every saved array now
         return rebuild(result)
+
+    def jacobian(self, target, sources, unconnected_gradients=UnconnectedGradients.NONE):
+        """The Jacobian of ``target`` with respect to each source, as ``tf.GradientTape.jacobian``.
+
+        Each result has shape ``target.shape + source.shape``.  It costs one pass, not one per
+        element: forward mode is replayed over the record with the source's whole standard
+        basis as a batch of tangents (in chunks, to bound memory); when the target has far
+        fewer elements than the source, reverse mode runs once per target element instead.
+
+        >>> import gpuad as ad
+        >>> x = ad.constant([1.0, 2.0])
+        >>> with ad.GradientTape() as tape:
+        ...     tape.watch(x)
+        ...     y = x * x
+        >>> tape.jacobian(y, x).numpy()
+        array([[2., 0.],
+               [0., 4.]], dtype=float32)
+        """
+        return self._jacobian("jacobian", target, sources, unconnected_gradients, False)
+
+    def batch_jacobian(self, target, source, unconnected_gradients=UnconnectedGradients.NONE):
+        """Per-example Jacobians: ``result[i] = d target[i] / d source[i]``, of shape
+        ``target.shape + source.shape[1:]``, assuming example ``i`` of the target depends only
+        on example ``i`` of the source (as ``tf.GradientTape.batch_jacobian``)."""
+        if not isinstance(target, Tensor) or not isinstance(source, Tensor) or \
+                not target.ndim or not source.ndim or target.shape[0] != source.shape[0]:
+            raise ValueError(f"batch_jacobian: target and source need the same first "
+                             f"(batch) dimension, got shapes {getattr(target, 'shape', None)} "
+                             f"and {getattr(source, 'shape', None)}")
+        return self._jacobian("batch_jacobian", target, source, unconnected_gradients, True)
+
+    def _jacobian(self, op, target, sources, unconnected_gradients, per_example):
+        from . import array_ops, forward
+        if self._used:
+            raise RuntimeError(f"GradientTape.{op} can only be called once on a non-persistent "
+                               f"tape")
+        if not isinstance(target, Tensor):
+            raise TypeError(f"GradientTape.{op}: target must be a Tensor, got "
+                            f"{type(target).__name__}")
+        unconnected = UnconnectedGradients(unconnected_gradients)
+        if self._recording and not self._persistent:
+            self._pop()
+        flat, rebuild = _flatten(sources)
+        result = []
+        for s in flat:
+            if not isinstance(s, Tensor):
+                raise TypeError(f"GradientTape.{op}: sources must be Tensors, got "
+                                f"{type(s).__name__}")
+            shape = target.shape + s.shape[1 if per_example else 0:]
+            if s is target:
+                columns = forward.basis(s, per_example)
+            elif s._id not in self._ids or not target._id or target._id < s._id:
+                columns = None
+            elif not per_example and target.size * 4 < s.size:
+                result.append(array_ops.reshape(self._jacobian_rows(target, s), shape))
+                continue
+            else:
+                columns = self._jacobian_columns(target, s, per_example)
+            if columns is None:
+                result.append(array_ops.zeros(shape, s.dtype, s.backend)
+                              if unconnected is UnconnectedGradients.ZERO else None)
+                continue
+            # columns: (source elements, *target.shape) -> target dimensions first
+            perm = tuple(range(1, columns.ndim)) + (0,)
+            result.append(array_ops.reshape(array_ops.transpose(columns, perm), shape))
+        if not self._persistent:
+            self._used = True
+            self._ids, self._records = set(), {}
+        return rebuild(result)
+
+    def _jacobian_rows(self, target, source):
+        """Reverse mode, once per target element: (target.size, *source.shape)."""
+        from . import array_ops
+        rows = []
+        eye = array_ops.eye(target.size, dtype=target.dtype, backend=target.backend)
+        for k in range(target.size):
+            g = backward(self, {target._id: array_ops.reshape(eye[k], target.shape)._value},
+                         {source._id}).get(source._id)
+            rows.append(array_ops.zeros_like(source) if g is None else as_tensor(g))
+        return array_ops.stack(rows)
+
+    def _jacobian_columns(self, target, source, per_example):
+        """Forward mode replayed with the source's basis: (n_in, *target.shape)."""
+        from . import array_ops, forward
+        seeds = forward.basis(source, per_example)
+        chunk = max(1, (1 << 22) // max(1, target.size, source.size))
+        parts = []
+        for start in range(0, seeds.shape[0], chunk):
+            t = forward.replay(self, {source._id: seeds[start:start + chunk]}, 1,
+                               target._id).get(target._id)
+            if t is None:
+                return None
+            parts.append(t)
+        return parts[0] if len(parts) == 1 else array_ops.concat_batches(parts)
 
     def _gradient(self, targets, output_gradients, sources, unconnected):
         from . import array_ops as ops

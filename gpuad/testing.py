@@ -5,6 +5,7 @@
 """
 import numpy
 
+from .forward import ForwardAccumulator
 from .tape import GradientTape
 from .tensor import Tensor, convert_to_tensor, wrap
 
@@ -84,9 +85,10 @@ def check_gradients(f, args, order=1, eps=None, rtol=None, atol=None, seed=0):
     args : list
         The point to check at; converted to float64 tensors.
     order : {1, 2}
-        1 checks the reverse-mode gradient of ``sum(f(*args) * w)`` for a random ``w``;
-        2 also checks the gradient of ``<gradient, v>`` for a random ``v`` (reverse over
-        reverse) against central differences of the first-order gradient.
+        1 checks the reverse-mode gradient of ``sum(f(*args) * w)`` for a random ``w`` and
+        the forward-mode JVP along a random direction ``v``; 2 also checks the Hessian-vector
+        product, reverse over reverse and forward over reverse, against central differences
+        of the first-order gradient.
     eps, rtol, atol : float, optional
         Step and tolerances (defaults 1e-6, 1e-5 and 1e-6 for order 1; 1e-5, 1e-4 and 1e-5
         for order 2).
@@ -112,21 +114,51 @@ def check_gradients(f, args, order=1, eps=None, rtol=None, atol=None, seed=0):
     analytic = _reverse(f, args, weights)
     _compare("the gradient", analytic,
              _central_differences(scalar, args, eps), rtol, atol)
+    directions = [rng.uniform(-1, 1, size=a.shape) for a in args]
+    _compare("the forward-mode JVP", [_forward(f, args, directions)],
+             [_directional_difference(lambda xs: f(*xs).numpy(), args, directions, eps)],
+             rtol, atol)
     if order == 2:
-        directions = [rng.uniform(-1, 1, size=a.shape) for a in args]
-
-        def directional(*xs):  # <grad of scalar at xs, v>, itself differentiable
+        def gradient(*xs):  # reverse mode, itself differentiable
             with GradientTape() as tape:
                 for x in xs:
                     tape.watch(x)
                 s = scalar(xs)
-            grads = tape.gradient(s, list(xs), unconnected_gradients="zero")
+            return tape.gradient(s, list(xs), unconnected_gradients="zero")
+
+        def directional(*xs):  # <gradient, v>
             total = None
-            for g, v in zip(grads, directions):
+            for g, v in zip(gradient(*xs), directions):
                 term = _weighted_sum(g, v)
                 total = term if total is None else total + term
             return total
 
         second = _reverse(directional, args, numpy.ones(()))
-        _compare("the second derivative (Hessian-vector product)", second,
+        _compare("the second derivative (reverse over reverse)", second,
                  _central_differences(lambda xs: directional(*xs), args, eps), rtol, atol)
+        with ForwardAccumulator(args, [convert_to_tensor(v, dtype=a.dtype, backend=a.backend)
+                                       for a, v in zip(args, directions)]) as acc:
+            grads = gradient(*args)
+        hvp = [acc.jvp(g, unconnected_gradients="zero").numpy() for g in grads]
+        numeric = [_directional_difference(lambda xs, i=i: gradient(*xs)[i].numpy(), args,
+                                           directions, eps) for i in range(len(args))]
+        _compare("the second derivative (forward over reverse)", hvp, numeric, rtol, atol)
+
+
+def _forward(f, args, directions):
+    """J v by forward mode."""
+    tangents = [convert_to_tensor(v, dtype=a.dtype, backend=a.backend)
+                for a, v in zip(args, directions)]
+    with ForwardAccumulator(args, tangents) as acc:
+        out = f(*args)
+    return acc.jvp(out, unconnected_gradients="zero").numpy()
+
+
+def _directional_difference(fn, args, directions, eps):
+    """(fn(x + eps v) - fn(x - eps v)) / 2 eps, moving every argument at once."""
+    values = []
+    for step in (eps, -eps):
+        moved = [convert_to_tensor(a.numpy() + step * v, backend=a.backend)
+                 for a, v in zip(args, directions)]
+        values.append(numpy.asarray(fn(moved)))
+    return (values[0] - values[1]) / (2 * eps)

@@ -1,0 +1,178 @@
+"""Forward mode: ``ForwardAccumulator``, and forward mode replayed over a tape (Jacobians).
+
+A tangent is a Tensor shaped like its primal, or -- when Jacobians push a whole basis through
+at once -- with one extra leading *batch* dimension.  Each primitive's JVP rule maps the
+inputs' tangents to the output's; elementwise rules come from the derivative table.  A rule
+that cannot take a batch runs once per batch element; a primitive without a JVP rule gets one
+from its VJP (the VJP is linear in the cotangent, so differentiating ``<vjp(u), t>`` with
+respect to ``u`` gives ``J t``).
+"""
+import numpy
+
+from . import tape as _tape
+from .tape import UnconnectedGradients, _flatten, _state
+from .tensor import Tensor, convert_like, next_id
+
+
+def _stack_batch(parts):
+    from .array_ops import stack
+    return stack(parts)
+
+
+def jvp_step(prim, tangents, saved, out, attrs, batch):
+    """The output tangent of one recorded op (None when no input has a tangent)."""
+    if all(t is None for t in tangents):
+        return None
+    rule = getattr(prim, "jvp_rule", True)
+    if rule is None:
+        return _jvp_from_vjp(prim, tangents, saved, out, attrs, batch)
+    if batch and not getattr(prim, "batched_jvp", True):
+        size = next(t for t in tangents if t is not None).shape[0]
+        parts = [prim.jvp(tuple(None if t is None else t[k] for t in tangents), saved, out,
+                          attrs, 0) for k in range(size)]
+        if any(p is None for p in parts):
+            return None
+        return _stack_batch(parts)
+    return prim.jvp(tangents, saved, out, attrs, batch)
+
+
+def _jvp_from_vjp(prim, tangents, saved, out, attrs, batch):
+    from .array_ops import reduce_sum, zeros_like
+    if batch:
+        size = next(t for t in tangents if t is not None).shape[0]
+        return _stack_batch([_jvp_from_vjp(prim, tuple(None if t is None else t[k]
+                                                       for t in tangents),
+                                           saved, out, attrs, 0) for k in range(size)])
+    u = zeros_like(out)
+    with _tape.GradientTape() as tape:
+        tape.watch(u)
+        grads = prim.vjp(u, saved, attrs, tuple(t is not None for t in tangents), True)
+        total = None
+        for g, t in zip(grads, tangents):
+            if g is not None and t is not None:
+                term = reduce_sum(g * t)
+                total = term if total is None else total + term
+    return None if total is None else tape.gradient(total, u)
+
+
+class ForwardAccumulator:
+    """Forward-mode autodiff, as ``tf.autodiff.ForwardAccumulator``.
+
+    Inside the context every op on a tensor with a tangent computes its output's tangent
+    (the Jacobian-vector product).  Nested in or around a ``GradientTape`` it gives
+    forward-over-reverse Hessian-vector products.
+
+    Parameters
+    ----------
+    primals : Tensor or nested structure of Tensors
+    tangents : same structure, each of its primal's shape
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> x, v = ad.constant([1.0, 2.0]), ad.constant([1.0, 0.0])
+    >>> with ad.ForwardAccumulator(x, v) as acc:
+    ...     y = ad.reduce_sum(x * x * x)
+    >>> float(acc.jvp(y))
+    3.0
+
+    Hessian-vector product, forward over reverse:
+
+    >>> with ad.ForwardAccumulator(x, v) as acc:
+    ...     with ad.GradientTape() as tape:
+    ...         tape.watch(x)
+    ...         y = ad.reduce_sum(x * x * x)
+    ...     g = tape.gradient(y, x)
+    >>> acc.jvp(g).numpy()
+    array([6., 0.], dtype=float32)
+    """
+
+    _forward = True
+
+    def __init__(self, primals, tangents, _batch=0):
+        flat_primals, _ = _flatten(primals)
+        flat_tangents, _ = _flatten(tangents)
+        if len(flat_primals) != len(flat_tangents):
+            raise ValueError(f"ForwardAccumulator: {len(flat_primals)} primals but "
+                             f"{len(flat_tangents)} tangents")
+        self._ids, self._tangents, self._batch = set(), {}, _batch
+        for i, (p, t) in enumerate(zip(flat_primals, flat_tangents)):
+            if not isinstance(p, Tensor) or p.dtype.kind not in "fc":
+                raise TypeError(f"ForwardAccumulator: primal {i} must be a floating Tensor, "
+                                f"got {getattr(p, 'dtype', type(p).__name__)}")
+            t = convert_like(t, p, "ForwardAccumulator")
+            if t.shape[_batch:] != p.shape or t.dtype != p.dtype:
+                raise ValueError(f"ForwardAccumulator: tangent {i} is {t.dtype}{list(t.shape)} "
+                                 f"but its primal is {p.dtype}{list(p.shape)}")
+            if not p._id:
+                p._id = next_id()
+            self._tangents[p._id] = t
+            self._ids.add(p._id)
+
+    def __enter__(self):
+        _tape._push(self)
+        return self
+
+    def __exit__(self, *exc):
+        _tape._pop(self)
+        return False
+
+    def _push_tangent(self, prim, ids, out, saved, attrs):
+        tangents = tuple([self._tangents.get(i) for i in ids])
+        stack = _state.stack
+        position = next(i for i, r in enumerate(stack) if r is self)
+        del stack[position]  # this accumulator does not watch its own JVP computation
+        try:
+            t = jvp_step(prim, tangents, saved, out, attrs, self._batch)
+        finally:
+            stack.insert(position, self)
+        if t is not None:
+            self._tangents[out._id] = t
+            self._ids.add(out._id)
+
+    def jvp(self, primals, unconnected_gradients=UnconnectedGradients.NONE):
+        """The tangent of each tensor in ``primals`` (None, or zeros, if unconnected)."""
+        from .array_ops import zeros
+        unconnected = UnconnectedGradients(unconnected_gradients)
+        flat, rebuild = _flatten(primals)
+        result = []
+        for p in flat:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"ForwardAccumulator.jvp: expected Tensors, got "
+                                f"{type(p).__name__}")
+            t = self._tangents.get(p._id) if p._id else None
+            if t is None and unconnected is UnconnectedGradients.ZERO:
+                t = zeros(p.shape, p.dtype, p.backend)
+            result.append(t)
+        return rebuild(result)
+
+
+def replay(tape, seeds, batch, last_id):
+    """Forward mode over ``tape``'s records: {id: tangent} for every id the seeds reach."""
+    tangents = dict(seeds)
+    first = min(seeds)
+    for oid, (prim, ids, saved, attrs, out) in list(tape._records.items()):
+        if oid > last_id:
+            break
+        if oid < first:
+            continue
+        ts = tuple([tangents.get(i) for i in ids])
+        t = jvp_step(prim, ts, saved, out, attrs, batch)
+        if t is not None:
+            tangents[oid] = t
+    return tangents
+
+
+def basis(source, batch_axis=False):
+    """The standard basis of ``source``'s elements, as a batch of tangents."""
+    from .array_ops import reshape
+    from .tensor import wrap
+    from . import backends
+    xp = backends.module_of(source._value)
+    if batch_axis:  # one basis per example: (features, batch, *features_shape)
+        b, rest = source.shape[0], source.shape[1:]
+        m = int(numpy.prod(rest))
+        eye = xp.broadcast_to(xp.eye(m, dtype=source.dtype)[:, None, :], (m, b, m))
+        return reshape(wrap(xp.ascontiguousarray(eye)), (m, b) + rest)
+    n = source.size
+    return reshape(wrap(xp.eye(n, dtype=source.dtype)), (n,) + source.shape)
