@@ -135,7 +135,7 @@ class Elementwise:
         # what a record keeps: the values the partials read
         self.save = eval(f"lambda {', '.join(entry.inputs)}, out: "
                          f"({''.join(n + ', ' for n in entry.saves)})")
-        self._numpy_rules, self._gpuad_rules, self._cuda_rules = {}, {}, {}
+        self._numpy_rules, self._gpuad_rules, self._cuda_rules, self._jvp_rules = {}, {}, {}, {}
 
     def __repr__(self):
         return f"<gpuad elementwise primitive {self.name}>"
@@ -174,6 +174,43 @@ class Elementwise:
         result = iter(result if isinstance(result, tuple) else (result,))
         return [next(result) if need and n in self.entry.partials else None
                 for n, need in zip(self.entry.inputs, needs)]
+
+    def jvp(self, tangents, saved, out, shapes, batch=0):
+        """The output's tangent ``sum_x t_x * d_x``: fused when no recorder would see it."""
+        has = tuple(t is not None and n in self.entry.partials
+                    for t, n in zip(tangents, self.entry.inputs))
+        if True not in has:
+            return None
+        tangents = [t for t, h in zip(tangents, has) if h]
+        if batch and shapes is not None:  # a broadcast input's tangent needs singleton axes
+            ndim = max(len(s) for s in shapes if s is not None)
+            tangents = [expand_batched(t, batch, ndim) for t in tangents]
+        if _tape._seen_by(_tape._state.stack, None, tuple(tangents) + saved):
+            rule = self._jvp_rule(has, _GPUAD_NS, "")
+            return rule(*tangents, *saved)
+        raw = [t._value for t in tangents]
+        if type(raw[0]) is cupy_ndarray:
+            spec = _table.jvp_kernel_spec(self.entry, has)
+            names = [p.split()[1] for p in spec[0].split(",")]
+            values = dict(zip([f"t{n}" for n, h in zip(self.entry.inputs, has) if h], raw))
+            T = raw[0].dtype.type
+            values.update((n, T(v) if isinstance(v, numbers.Number) else v) for n, v in
+                          zip(self.entry.saves, [_tape._as_raw(v) for v in saved]))
+            return _wrap(_kernel(spec)(*[values[n] for n in names]))
+        return _wrap(self._jvp_rule(has, _NUMPY_NS, _UNWRAP)(*raw, *saved))
+
+    def _jvp_rule(self, has, namespace, prologue):
+        key = (has, namespace is _GPUAD_NS)
+        rule = self._jvp_rules.get(key)
+        if rule is None:
+            source = _table.python_jvp_source(self.entry, has, "jvp_" + self.name, prologue)
+            if "T(" in source:
+                first = next(f"t{n}" for n, h in zip(self.entry.inputs, has) if h)
+                source = source.replace("):\n", f"):\n    T = {first}.dtype.type\n" if prologue
+                                        else "):\n    T = float\n", 1)
+            rule = self._jvp_rules[key] = _compile(source, dict(namespace, Tensor=Tensor),
+                                                   "jvp_" + self.name)
+        return rule
 
     def vjp(self, g, saved, shapes, needs, differentiable):
         if differentiable:  # as gpuad ops, recorded by the outer tape
@@ -411,6 +448,6 @@ def logical_not(x):
     return _wrap(_backend.module_of(x._value).logical_not(x._value))
 
 
-from .array_ops import sum_to_shape, zeros_like  # noqa: E402  (array_ops builds on the ops above)
+from .array_ops import expand_batched, sum_to_shape, zeros_like  # noqa: E402  (built on the above)
 
 _GPUAD_NS["zeros_like"] = zeros_like

@@ -195,6 +195,18 @@ def python_vjp_source(entry, needs, fname, prologue=""):
     return f"def {fname}({', '.join(names)}):\n{head}    return ({', '.join(parts)},)\n"
 
 
+def python_jvp_source(entry, has_tangent, fname, prologue=""):
+    """Source of ``def fname(<t_x for inputs with a tangent>, <saves>)`` returning the output's
+    tangent ``sum_x t_x * d_x`` (``zeros_like`` of the tangent when that is identically 0)."""
+    tangents = [f"t{n}" if has else None for n, has in zip(entry.inputs, has_tangent)]
+    expr = jvp_expr(entry, tangents)
+    body = f"zeros_like({next(t for t in tangents if t)})" if _is_const(expr) else \
+        python_source(expr)
+    names = tuple(t for t in tangents if t) + entry.saves
+    head = "".join(prologue.format(name=n) for n in names if prologue)
+    return f"def {fname}({', '.join(names)}):\n{head}    return {body}\n"
+
+
 # ------------------------------------------------------------------ CUDA
 
 def cuda_expression(expr):
