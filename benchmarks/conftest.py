@@ -36,7 +36,7 @@ def _rows(config):
                      "median_us": stats.median * 1e6 / per_op, "min_us": stats.min * 1e6 / per_op,
                      "max_us": stats.max * 1e6 / per_op, "rounds": stats.rounds,
                      "unit": "us/op" if per_op != 1 else "us"})
-    floors = {r["group"]: r["median_us"] for r in rows if r["impl"].endswith("floor")}
+    floors = {r["group"]: r["median_us"] for r in rows if "floor" in r["impl"]}
     for r in rows:
         floor = floors.get(r["group"])
         r["vs_floor"] = r["median_us"] / floor if floor else None

@@ -390,6 +390,18 @@ def _matmul_jvp(tangents, saved, out, attrs, batch):  # matmul broadcasts a lead
 _MATMUL = Primitive("matmul", _matmul_vjp, _matmul_jvp)
 
 
+def _matmul_raw(xp, a, b):
+    """``a @ b``, folding a stack of matrices against a single matrix into one GEMM (NumPy
+    otherwise runs one small product per matrix of the stack: batched JVPs do this)."""
+    if b.ndim == 2 and a.ndim > 2:
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
+    if a.ndim == 2 and b.ndim > 2:  # (b^T a^T)^T, one GEMM, contiguous like NumPy's result
+        rows = xp.swapaxes(b, -1, -2).reshape(-1, b.shape[-2]) @ a.T
+        return xp.ascontiguousarray(xp.swapaxes(
+            rows.reshape(b.shape[:-2] + (b.shape[-1], a.shape[0])), -1, -2))
+    return xp.matmul(a, b)
+
+
 def matmul(a, b):
     """Matrix product with NumPy's rules: batched, broadcasting, 1-D operands.
 
@@ -413,7 +425,7 @@ def matmul(a, b):
         raise ValueError(f"matmul: inner dimensions differ: a has shape {a.shape} and b has "
                          f"shape {b.shape}")
     try:
-        value = _backend.module_of(a._value).matmul(a._value, b._value)
+        value = _matmul_raw(_backend.module_of(a._value), a._value, b._value)
     except ValueError:
         raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} do not "
                          f"broadcast") from None
