@@ -276,8 +276,8 @@ def _index_key(key, x):
     def raw(k):
         if isinstance(k, Tensor):
             return _backend.asarray(k._value, x.backend)
-        if isinstance(k, list):
-            return _backend.asarray(numpy.asarray(k), x.backend)
+        if isinstance(k, list):  # an empty list is an empty integer index, as NumPy
+            return _backend.asarray(numpy.asarray(k, dtype=None if k else numpy.intp), x.backend)
         return k
     return tuple(raw(k) for k in key) if isinstance(key, tuple) else raw(key)
 
@@ -417,13 +417,14 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got shapes "
                          f"{a.shape} and {b.shape}")
-    if a.ndim == 1:
-        return reshape(matmul(reshape(a, (1, -1)), b), b.shape[:-2] + b.shape[-1:])
-    if b.ndim == 1:
-        return reshape(matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
-    if a.shape[-1] != b.shape[-2]:
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: inner dimensions differ: a has shape {a.shape} and b has "
                          f"shape {b.shape}")
+    if a.ndim == 1:  # a row vector whose axis is dropped from the result, as NumPy
+        return reshape(matmul(reshape(a, (1, -1)), b if b.ndim > 1 else reshape(b, (-1, 1))),
+                       b.shape[:-2] + b.shape[-1:] if b.ndim > 1 else ())
+    if b.ndim == 1:
+        return reshape(matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
     try:
         value = _matmul_raw(_backend.module_of(a._value), a._value, b._value)
     except ValueError:

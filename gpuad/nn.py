@@ -1,46 +1,105 @@
 """Neural-network ops (``gpuad.nn``), built from differentiable primitives."""
-from .array_ops import reduce_max, reduce_sum
+import numbers
+
+import numpy
+
+from .array_ops import _axes, reduce_sum
 from .ops import _tensor, _wrap, exp, log, relu, sigmoid, softplus, subtract
 
 
 def _shifted(op, logits, axis):
-    """``logits - max(logits)`` along ``axis``; the max is a constant (the result does not
-    depend on it), so it is not differentiated."""
+    """``logits - max(logits)`` along ``axis``.  The result does not depend on the max, so it
+    is a constant (taken from the raw array: nothing is recorded for it)."""
     logits = _tensor(logits, op, "logits")
     if logits.dtype.kind != "f":
         raise TypeError(f"{op}: logits must be floating, got {logits.dtype}")
-    shift = _wrap(reduce_max(logits, axis, keepdims=True)._value)
-    return subtract(logits, shift)
+    if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, numpy.integer)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if logits.ndim == 0:
+        raise ValueError(f"{op}: logits must have at least one dimension, got shape ()")
+    axis = _axes(op, axis, logits.shape)[0]
+    v = logits._value
+    if v.shape[axis] == 0:
+        return logits, axis
+    return subtract(logits, _wrap(v.max(axis=axis, keepdims=True))), axis
 
 
 def softmax(logits, axis=-1):
     """``exp(logits) / sum(exp(logits))`` along ``axis``, computed without overflow.
 
+    Parameters
+    ----------
+    logits : Tensor
+        A floating tensor.
+    axis : int
+        The axis of the classes (default: the last).
+
+    Examples
+    --------
     >>> import gpuad as ad
     >>> ad.nn.softmax(ad.constant([0.0, 1000.0])).numpy()
     array([0., 1.], dtype=float32)
     """
-    e = exp(_shifted("softmax", logits, axis))
+    shifted, axis = _shifted("softmax", logits, axis)
+    e = exp(shifted)
     return e / reduce_sum(e, axis, keepdims=True)
 
 
 def log_softmax(logits, axis=-1):
-    """``logits - log(sum(exp(logits)))`` along ``axis``, computed without overflow."""
-    shifted = _shifted("log_softmax", logits, axis)
+    """``logits - log(sum(exp(logits)))`` along ``axis``, computed without overflow.
+
+    Parameters
+    ----------
+    logits : Tensor
+        A floating tensor.
+    axis : int
+        The axis of the classes (default: the last).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.nn.log_softmax(ad.constant([0.0, 1000.0])).numpy()
+    array([-1000.,     0.], dtype=float32)
+    """
+    shifted, axis = _shifted("log_softmax", logits, axis)
     return shifted - log(reduce_sum(exp(shifted), axis, keepdims=True))
 
 
 def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
-    """``-sum(labels * log_softmax(logits))`` along ``axis``, per example.
+    """``-sum(labels * log_softmax(logits))`` along ``axis``, per example, as
+    ``tf.nn.softmax_cross_entropy_with_logits``; differentiable in both arguments.
 
+    Parameters
+    ----------
+    labels : Tensor
+        A probability distribution along ``axis`` per example, of the dtype of ``logits`` and
+        a shape that broadcasts with it.
+    logits : Tensor
+        Unscaled log-probabilities.
+    axis : int
+        The axis of the classes (default: the last).
+
+    Examples
+    --------
     >>> import gpuad as ad
     >>> loss = ad.nn.softmax_cross_entropy_with_logits([[0.0, 1.0]], [[0.0, 0.0]])
     >>> round(float(loss[0]), 4)
     0.6931
     """
+    op = "softmax_cross_entropy_with_logits"
+    logits = _tensor(logits, op, "logits")
+    labels = _tensor(labels, op, "labels")
+    if labels.dtype != logits.dtype:
+        raise TypeError(f"{op}: labels has dtype {labels.dtype} but logits has dtype "
+                        f"{logits.dtype}; they must match (use gpuad.cast)")
+    try:
+        numpy.broadcast_shapes(labels.shape, logits.shape)
+    except ValueError:
+        raise ValueError(f"{op}: labels of shape {labels.shape} and logits of shape "
+                         f"{logits.shape} do not broadcast") from None
     log_p = log_softmax(logits, axis)
-    return -reduce_sum(_tensor(labels, "softmax_cross_entropy_with_logits", "labels") * log_p,
-                       axis)
+    # the classes axis of logits, counted from the end: labels may broadcast in front
+    return -reduce_sum(labels * log_p, _axes(op, axis, logits.shape)[0] - logits.ndim)
 
 
 __all__ = ["relu", "sigmoid", "softplus", "softmax", "log_softmax",

@@ -75,9 +75,83 @@ def _forward_source(entry, fname, root_out):
             f"    return {_table.python_source(entry.forward, root_out=root_out)}\n")
 
 
+# W. J. Cody's rational Chebyshev approximations of erf and erfc (Math. Comp. 23, 1969; netlib
+# specfun CALERF), accurate to a few float64 ulps: erf = x A(x^2) / B(x^2) for |x| <= 0.46875,
+# else 1 - erfc with erfc = exp(-x^2) C(x) / D(x) up to 4 and
+# exp(-x^2) (1/sqrt(pi) - P(1/x^2) / (x^2 Q(1/x^2))) / x beyond.
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
+
+
+def _rational(num, den, z):
+    """Cody's ``num(z) / den(z)`` by Horner, in place (the coefficients are in his order: the
+    leading one of ``num`` last, the constant terms at ``num[-2]`` and ``den[-1]``)."""
+    top, bottom = z * num[-1], z + den[0]
+    top += num[0]
+    for a, b in zip(num[1:-2], den[1:-1]):
+        top *= z
+        top += a
+        bottom *= z
+        bottom += b
+    top *= z
+    top += num[-2]
+    bottom *= z
+    bottom += den[-1]
+    top /= bottom
+    return top
+
+
+def _erf(x, out=None):
+    """The error function, elementwise, in float64 (NumPy has no erf ufunc and scipy is not a
+    dependency); the result has ``x``'s floating dtype.  Called like a ufunc by the rendered
+    table code: ``out=...`` returns a 0-d array for a 0-d input, an array ``out`` is filled."""
+    xp = _backend.module_of(x)
+    x = xp.asarray(x)
+    v = x.astype(numpy.float64)
+    y = xp.minimum(xp.abs(v), 6.0)  # erf(6) rounds to 1; the clamp keeps inf out of the tail
+    result = xp.empty_like(v)
+    small, far = y <= 0.46875, ~(y <= 4.0)  # NaN goes to `far` and stays NaN
+    mid = ~(small | far)
+    ys = y[small]
+    result[small] = v[small] * _rational(_ERF_A, _ERF_B, ys * ys)
+    for mask in (mid, far):
+        yy = y[mask]
+        if mask is mid:
+            tail = _rational(_ERF_C, _ERF_D, yy)
+        else:
+            z = 1.0 / (yy * yy)
+            tail = (0.5641895835477562869 - z * _rational(_ERF_P, _ERF_Q, z)) / yy
+        # exp(-y^2) = exp(-t^2) exp(-(y - t)(y + t)) with t = y cut to 1/16: t^2 is exact,
+        # so the rounding of y^2 is not amplified (Cody)
+        t = xp.floor(yy * 16.0) / 16.0
+        erfc = xp.exp(-t * t) * xp.exp(-(yy - t) * (yy + t)) * tail
+        result[mask] = xp.copysign(0.5 - erfc + 0.5, v[mask])
+    result = result.astype(x.dtype if x.dtype.kind == "f" else numpy.float64, copy=False)
+    if out is None or out is _ELLIPSIS:
+        return result
+    out[...] = result
+    return out
+
+
+_OWN_UFUNCS = {"erf": _erf}  # builtins of the table that an array module may lack
+
+
 def _array_namespace(xp):
     """Names the rendered Python code uses, resolved in array module ``xp``."""
-    ns = {name: getattr(xp, ufunc) for name, (ufunc, _) in _table.BUILTINS.items()}
+    ns = {name: getattr(xp, ufunc, None) or _OWN_UFUNCS[ufunc]
+          for name, (ufunc, _) in _table.BUILTINS.items()}
     ns.update({"ufunc_" + u: getattr(xp, u) for u in _table.OPERATOR_UFUNCS.values()})
     ns.update(asarray=xp.asarray, zeros_like=xp.zeros_like, _dtype_type=_dtype_type)
     return ns
@@ -135,7 +209,7 @@ class Elementwise:
         # what a record keeps: the values the partials read
         self.save = eval(f"lambda {', '.join(entry.inputs)}, out: "
                          f"({''.join(n + ', ' for n in entry.saves)})")
-        self._numpy_rules, self._gpuad_rules, self._cuda_rules, self._jvp_rules = {}, {}, {}, {}
+        self._numpy_rules, self._cuda_rules, self._jvp_rules, self._gradient_ops = {}, {}, {}, {}
 
     def __repr__(self):
         return f"<gpuad elementwise primitive {self.name}>"
@@ -150,6 +224,14 @@ class Elementwise:
             return _cupy_namespace()["fwd_" + self.name](*values)
         kernel = _kernel(_table.forward_kernel_spec(self.entry))
         return kernel(*[dtype.type(v) if isinstance(v, numbers.Number) else v for v in values])
+
+    def _gradient_op(self, wrt):
+        """The elementwise primitive ``g * d_wrt`` (see :func:`gpuad.table.gradient_entry`)."""
+        op = self._gradient_ops.get(wrt)
+        if op is None:
+            op = self._gradient_ops[wrt] = Elementwise(
+                _table.gradient_entry(self.entry, wrt, _ENTRIES))
+        return op
 
     def _rule(self, rules, needs, namespace, prologue):
         source = _table.python_vjp_source(self.entry, needs, "vjp_" + self.name, prologue)
@@ -213,10 +295,20 @@ class Elementwise:
         return rule
 
     def vjp(self, g, saved, shapes, needs, differentiable):
-        if differentiable:  # as gpuad ops, recorded by the outer tape
-            rule = self._gpuad_rules.get(needs) or \
-                self._rule(self._gpuad_rules, needs, _GPUAD_NS, "")
-            grads = rule(_tape.as_tensor(g), *saved)
+        if differentiable:  # one recorded gradient op per input, differentiable again
+            g = _tape.as_tensor(g)
+            values = dict(zip(self.entry.saves, saved))
+            grads = []
+            for name, need in zip(self.entry.inputs, needs):
+                partial = self.entry.partials.get(name) if need else None
+                if partial is None:
+                    grads.append(None)
+                elif _table._is_const(partial, 0):
+                    grads.append(zeros_like(g))
+                else:
+                    op = self._gradient_op(name)
+                    grads.append(_call_elementwise(op, (g,) + tuple(
+                        values[n] for n in op.entry.arguments)))
             if shapes is not None:
                 grads = [sum_to_shape(gi, s) if gi is not None and s is not None else gi
                          for gi, s in zip(grads, shapes)]

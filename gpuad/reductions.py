@@ -1,2 +1,443 @@
-"""Reductions and scans beyond the core."""
-__all__ = []
+"""Reductions and scans beyond the core: reduce_prod, reduce_logsumexp, reduce_variance,
+reduce_std, norm, cumsum and cumprod, with TensorFlow's names and semantics.
+
+Composites of differentiable ops where they are exact: logsumexp, variance, std and most
+norms need no derivative rules of their own.  Primitives where a composite would be wrong or
+slow: ``reduce_prod`` and ``cumprod`` (their gradients must not divide by ``x``, which may be
+0), ``cumsum`` (one scan instead of a quadratic composite) and the spectral norm.  Their rules
+are written with gpuad ops, so they are differentiable again.
+"""
+import builtins
+import numbers
+
+import numpy
+
+from . import backends as _backend
+from . import ops as _ops
+from .array_ops import (_axes, _kept_shape, matmul, reduce_max, reduce_mean, reduce_sum,
+                        reshape, transpose)
+from .ops import _wrap
+from .tape import Primitive, _state, record
+from .tensor import Tensor
+
+__all__ = ["reduce_prod", "reduce_logsumexp", "reduce_variance", "reduce_std", "norm",
+           "cumsum", "cumprod"]
+
+
+def _input(op, x, floating=False, arg="x"):
+    """An op's tensor argument, of a numeric (or, with ``floating``, a floating) dtype."""
+    x = _ops._tensor(x, op, arg)
+    if x.dtype.kind not in ("f" if floating else "fiu"):
+        raise TypeError(f"{op}: {arg} has dtype {x.dtype}; expected a "
+                        f"{'floating' if floating else 'numeric'} tensor (use gpuad.cast)")
+    return x
+
+
+def _reduced_shape(shape, axes):
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+# ------------------------------------------------------------------------------- shifting
+
+def _raw_shift(v, axis, s, fill):
+    """``out[k] = v[k - s]`` along the (negative) ``axis``; ``fill`` where ``k - s`` is outside."""
+    out = _backend.module_of(v).full_like(v, fill)
+    n, tail = v.shape[axis], (slice(None),) * (-1 - axis)
+    if builtins.abs(s) < n:
+        if s >= 0:
+            out[(..., slice(s, None)) + tail] = v[(..., slice(0, n - s)) + tail]
+        else:
+            out[(..., slice(0, n + s)) + tail] = v[(..., slice(-s, None)) + tail]
+    return out
+
+
+# Linear apart from the constant fill: the cotangent shifts back, the tangent along.  The axis
+# counts from the end, so tangents with leading batch dimensions (Jacobians) work unchanged.
+_SHIFT = Primitive("shift", lambda g, saved, attrs, needs: (_shift(g, attrs[0], -attrs[1], 0),),
+                   lambda tangents, saved, out, attrs, batch:
+                   _shift(tangents[0], attrs[0], attrs[1], 0))
+
+
+def _shift(x, axis, s, fill):
+    return _ops._apply(_SHIFT, (x,), _raw_shift(x._value, axis, s, fill), (), (axis, s))
+
+
+def _linear_scan(a, b, axis, d):
+    """``h[k] = b[k] + a[k] * h[k - d]`` along the (negative) ``axis`` (``h`` is 0 before the
+    start; ``d`` is 1 or -1), in log2(n) doubling steps of gpuad ops (Hillis and Steele).
+
+    Only multiplications and additions: exact when ``a`` has zeros, and differentiable to any
+    order.  ``a`` may lack the leading batch dimensions of ``b``.
+    """
+    n, s = b.shape[axis], 1
+    while s < n:
+        b = b + a * _shift(b, axis, s * d, 0)
+        if 2 * s < n:  # a[k] becomes the product over the window b[k] now spans
+            a = a * _shift(a, axis, s * d, 0)
+        s *= 2
+    return b
+
+
+# ---------------------------------------------------------------------------------- scans
+
+def _raw_scan(name, v, axis, exclusive, reverse):
+    """NumPy/CuPy ``cumsum``/``cumprod`` along the (negative) ``axis``, as TensorFlow's."""
+    flip = (..., slice(None, None, -1)) + (slice(None),) * (-1 - axis)
+    if reverse:
+        v = v[flip]
+    out = getattr(_backend.module_of(v), name)(v, axis=axis, dtype=v.dtype)
+    if exclusive:
+        out = _raw_shift(out, axis, 1, 0 if name == "cumsum" else 1)
+    return out[flip] if reverse else out
+
+
+def _scan_args(op, x, axis):
+    x = _input(op, x)
+    if isinstance(axis, Tensor) and axis.ndim == 0:
+        axis = axis.numpy().item()
+    if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, numpy.integer)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if x.ndim == 0:
+        raise ValueError(f"{op}: cannot scan a 0-d tensor (shape ()); it needs an axis")
+    return x, _axes(op, axis, x.shape)[0] - x.ndim  # from the end: batch-proof
+
+
+_CUMSUM = Primitive(
+    "cumsum",
+    lambda g, saved, attrs, needs: (_cumsum(g, attrs[0], attrs[1], not attrs[2]),),
+    lambda tangents, saved, out, attrs, batch: _cumsum(tangents[0], *attrs))
+
+
+def _cumsum(x, axis, exclusive, reverse):
+    value = _raw_scan("cumsum", x._value, axis, exclusive, reverse)
+    return _ops._apply(_CUMSUM, (x,), value, (), (axis, exclusive, reverse))
+
+
+def cumsum(x, axis=0, exclusive=False, reverse=False):
+    """Cumulative sum along ``axis``, as ``tf.math.cumsum``.
+
+    Parameters
+    ----------
+    x : Tensor
+    axis : int
+        The axis to scan (negative counts from the end).
+    exclusive : bool
+        Leave each element out of its own sum: ``[a, b, c] -> [0, a, a + b]``.
+    reverse : bool
+        Sum from the end: ``[a, b, c] -> [a + b + c, b + c, c]``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.cumsum(ad.constant([1.0, 2.0, 3.0]), exclusive=True, reverse=True).numpy()
+    array([5., 3., 0.], dtype=float32)
+    """
+    x, axis = _scan_args("cumsum", x, axis)
+    return _cumsum(x, axis, bool(exclusive), bool(reverse))
+
+
+def _cumprod_vjp(g, saved, attrs, needs):
+    # d out[k] / d x[i] = prod of x[j] over j <= k (in scan order), j != i.  Factored as
+    # (product before i) * r[i] with r[i] = g[i] + x[i + d] r[i + d]: a scan against the
+    # scan's direction, with no division, so zeros in x are exact (TensorFlow divides).
+    (x, out), (axis, d) = saved, attrs
+    before = _shift(out, axis, d, 1)
+    return (before * _linear_scan(_shift(x, axis, -d, 0), g, axis, -d),)
+
+
+def _cumprod_jvp(tangents, saved, out, attrs, batch):
+    # t_out[k] = x[k] t_out[k - d] + t[k] * (product before k): the same scan, forwards
+    (x, out), (axis, d) = saved, attrs
+    return _linear_scan(x, tangents[0] * _shift(out, axis, d, 1), axis, d)
+
+
+_CUMPROD = Primitive("cumprod", _cumprod_vjp, _cumprod_jvp)
+
+
+def _cumprod(x, axis, reverse):
+    """The inclusive scan, a primitive: ``exclusive`` is a shift of it."""
+    out = _wrap(_raw_scan("cumprod", x._value, axis, False, reverse))
+    if _state.stack:
+        record(_CUMPROD, (x,), out, (x, out), (axis, -1 if reverse else 1))
+    return out
+
+
+def cumprod(x, axis=0, exclusive=False, reverse=False):
+    """Cumulative product along ``axis``, as ``tf.math.cumprod``; the gradient is exact when
+    ``x`` has zeros (it never divides by ``x``).
+
+    Parameters
+    ----------
+    x : Tensor
+    axis : int
+        The axis to scan (negative counts from the end).
+    exclusive : bool
+        Leave each element out of its own product: ``[a, b, c] -> [1, a, a * b]``.
+    reverse : bool
+        Multiply from the end: ``[a, b, c] -> [a * b * c, b * c, c]``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> x = ad.constant([2.0, 0.0, 3.0])
+    >>> with ad.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = ad.cumprod(x)
+    >>> y.numpy(), tape.gradient(y, x).numpy()
+    (array([2., 0., 0.], dtype=float32), array([1., 8., 0.], dtype=float32))
+    """
+    x, axis = _scan_args("cumprod", x, axis)
+    out = _cumprod(x, axis, bool(reverse))
+    return _shift(out, axis, -1 if reverse else 1, 1) if exclusive else out
+
+
+# ----------------------------------------------------------------------------- reductions
+
+def _others_product(x, axes):
+    """For each element, the product of the others over ``axes``: exclusive products from
+    both ends multiplied, so no division by ``x`` (exact with zeros)."""
+    if not axes:
+        return _wrap(_backend.module_of(x._value).ones_like(x._value))
+    keep = [i for i in builtins.range(x.ndim) if i not in axes]
+    perm = keep + list(axes)
+    moved = x if perm == sorted(perm) else transpose(x, perm)
+    n = int(numpy.prod([x.shape[a] for a in axes]))
+    flat = reshape(moved, moved.shape[:len(keep)] + (n,))
+    before, after = _cumprod(flat, -1, False), _cumprod(flat, -1, True)
+    others = _shift(before, -1, 1, 1) * _shift(after, -1, -1, 1)
+    others = reshape(others, moved.shape)
+    return others if moved is x else transpose(others, tuple(numpy.argsort(perm)))
+
+
+def _reduce_prod_vjp(g, saved, attrs, needs):
+    (x,), (axes, keepdims) = saved, attrs
+    if not keepdims:
+        g = reshape(g, _kept_shape(x.shape, axes))
+    return (g * _others_product(x, axes),)
+
+
+def _reduce_prod_jvp(tangents, saved, out, attrs, batch):
+    (x,), (axes, keepdims) = saved, attrs
+    return reduce_sum(tangents[0] * _others_product(x, axes),
+                      tuple(a - x.ndim for a in axes), keepdims)
+
+
+_REDUCE_PROD = Primitive("reduce_prod", _reduce_prod_vjp, _reduce_prod_jvp)
+
+
+def reduce_prod(x, axis=None, keepdims=False):
+    """Product over ``axis`` (None: all; an int or a tuple; negative counts from the end).
+
+    The gradient is the product of the other elements, computed without dividing by ``x``:
+    exact when ``x`` has zeros (one zero: the others' product; two or more: 0).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> x = ad.constant([[1.0, 2.0], [0.0, 4.0]])
+    >>> with ad.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = ad.reduce_prod(x, axis=1)
+    >>> y.numpy(), tape.gradient(y, x).numpy()
+    (array([2., 0.], dtype=float32), array([[2., 1.],
+           [4., 0.]], dtype=float32))
+    """
+    x = _input("reduce_prod", x)
+    axes = _axes("reduce_prod", axis, x.shape)
+    value = x._value.prod(axis=axes, keepdims=keepdims, dtype=x.dtype)
+    return _ops._apply(_REDUCE_PROD, (x,), value, (x,), (axes, bool(keepdims)))
+
+
+def reduce_logsumexp(x, axis=None, keepdims=False):
+    """``log(sum(exp(x)))`` over ``axis``, without overflow (the maximum is taken out first).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> round(float(ad.reduce_logsumexp(ad.constant([1000.0, 1000.0]))), 3)  # 1000 + log(2)
+    1000.693
+    """
+    x = _input("reduce_logsumexp", x, floating=True)
+    axes = _axes("reduce_logsumexp", axis, x.shape)
+    v, xp = x._value, _backend.module_of(x._value)
+    if any(x.shape[a] == 0 for a in axes):  # an empty sum: log(0) = -inf, as TensorFlow
+        shift = xp.zeros(_kept_shape(x.shape, axes), x.dtype)
+    else:  # TensorFlow's: an infinite maximum is not taken out (inf - inf would be NaN)
+        shift = v.max(axis=axes, keepdims=True)
+        shift = xp.where(xp.isfinite(shift), shift, 0)
+    # the result does not depend on the shift, so it is a constant: the gradient is softmax
+    total = _ops.log(reduce_sum(_ops.exp(x - _wrap(shift)), axes, keepdims))
+    return total + _wrap(shift if keepdims else shift.reshape(total.shape))
+
+
+def reduce_variance(x, axis=None, keepdims=False):
+    """Variance over ``axis`` (the mean of squared deviations, no Bessel correction), as
+    ``tf.math.reduce_variance``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.reduce_variance(ad.constant([[1.0, 2.0], [3.0, 4.0]]), axis=0).numpy()
+    array([1., 1.], dtype=float32)
+    """
+    x = _input("reduce_variance", x, floating=True)
+    axes = _axes("reduce_variance", axis, x.shape)
+    deviations = x - reduce_mean(x, axes, keepdims=True)
+    return reduce_mean(_ops.square(deviations), axes, keepdims)
+
+
+def reduce_std(x, axis=None, keepdims=False):
+    """Standard deviation over ``axis``: ``sqrt(reduce_variance(x, axis))``.  Where the
+    variance is 0 the gradient is NaN, as TensorFlow's.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.reduce_std(ad.constant([1.0, 3.0])).numpy()
+    array(1., dtype=float32)
+    """
+    x = _input("reduce_std", x, floating=True)
+    return _ops.sqrt(reduce_variance(x, _axes("reduce_std", axis, x.shape), keepdims))
+
+
+# ---------------------------------------------------------------------------------- norms
+
+def _swap(x):
+    return transpose(x, tuple(builtins.range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
+
+
+def _top_pair_change(t, factors):
+    """How ``u1 v1^T`` (top singular vectors) changes when the matrices change by ``t``.
+
+    With ``A = U diag(s) V^T`` (thin SVD), x = U^T t v1 and y = V^T t^T u1 (Townsend,
+    "Differentiating the singular value decomposition", 2016):
+    du1 = U (w1 x + w2 y) + (t v1 - U x) / s1,  dv1 = V (w2 x + w1 y) + (t^T u1 - V y) / s1,
+    w1[i] = s1 / (s1^2 - s[i]^2), w2[i] = s[i] / (s1^2 - s[i]^2) (both 0 for i = 1).  It is
+    the Hessian of s1, so self-adjoint: the same map is the JVP and the VJP.  ``t`` may have
+    leading batch dimensions.
+    """
+    U, V, w1, w2, inv_s1 = [_wrap(f) for f in factors]
+    u1, v1 = _wrap(factors[0][..., :1]), _wrap(factors[1][..., :1])
+    a, b = matmul(t, v1), matmul(_swap(t), u1)
+    x, y = matmul(_swap(U), a), matmul(_swap(V), b)
+    du = matmul(U, w1 * x + w2 * y) + (a - matmul(U, x)) * inv_s1
+    dv = matmul(V, w2 * x + w1 * y) + (b - matmul(V, y)) * inv_s1
+    return matmul(du, _swap(v1)) + matmul(u1, _swap(dv))
+
+
+# The gradient of the spectral norm, u1 v1^T, as a primitive of the matrices: its derivative
+# is exact, but it treats the SVD factors as constants, so derivatives of the spectral norm
+# are exact to second order and not beyond.
+_TOP_PAIR = Primitive("norm(ord=2) gradient",
+                      lambda g, saved, attrs, needs: (_top_pair_change(g, attrs),),
+                      lambda tangents, saved, out, attrs, batch:
+                      _top_pair_change(tangents[0], attrs))
+
+
+def _top_pair(a, factors):
+    U, V = factors[0], factors[1]
+    return _ops._apply(_TOP_PAIR, (a,), U[..., :1] @ _backend.module_of(V).swapaxes(
+        V[..., :1], -1, -2), (), factors)
+
+
+_SPECTRAL = Primitive(
+    "norm(ord=2)",
+    lambda g, saved, attrs, needs: (reshape(g, g.shape + (1, 1)) * _top_pair(saved[0], attrs),),
+    lambda tangents, saved, out, attrs, batch:
+    reduce_sum(tangents[0] * _top_pair(saved[0], attrs), (-2, -1)))
+
+
+def _spectral_norm(a):
+    """The largest singular value of each matrix of ``a`` (..., m, n)."""
+    xp = _backend.module_of(a._value)
+    if a.size == 0:
+        return _wrap(xp.zeros(a.shape[:-2], a.dtype))
+    u, s, vh = xp.linalg.svd(a._value, full_matrices=False)
+    s1 = s[..., :1]
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        gap = s1 * s1 - s * s
+        w1, w2, inv_s1 = s1 / gap, s / gap, 1 / s1
+    # i = 1 takes no part; a tie s[i] = s1 stays inf: there the norm has no second derivative
+    w1[..., 0] = w2[..., 0] = 0
+    factors = (u, xp.swapaxes(vh, -1, -2), w1[..., None], w2[..., None], inv_s1[..., None])
+    return _ops._apply(_SPECTRAL, (a,), s[..., 0], (a,), factors)
+
+
+
+
+def _norm_axes(axis, shape):
+    """(axes, is_matrix); a pair keeps its order (ord 1 and inf tell rows from columns)."""
+    if axis is None:
+        return tuple(builtins.range(len(shape))), False
+    if isinstance(axis, Tensor):
+        axis = axis.numpy().tolist()
+    items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if len(items) not in (1, 2):
+        raise ValueError(f"norm: axis must be None, an int or a pair of ints, got {axis!r} "
+                         f"(tensor shape {shape})")
+    axes = tuple(_axes("norm", a, shape)[0] for a in items)
+    if len(axes) == 2 and axes[0] == axes[1]:
+        raise ValueError(f"norm: the two axes of a matrix norm must differ, got {axis!r} "
+                         f"(tensor shape {shape})")
+    return axes, len(axes) == 2
+
+
+def norm(tensor, ord="euclidean", axis=None, keepdims=False):  # noqa: A002 (TF's name)
+    """Vector and matrix norms, as ``tf.norm``.
+
+    Parameters
+    ----------
+    tensor : Tensor
+        A floating tensor.
+    ord : {'euclidean', 'fro', 1, 2, np.inf} or a positive number
+        Vector norms (``axis`` None or an int): 'euclidean' and 2 the 2-norm, 1 the sum of
+        absolute values, np.inf the largest one, ``p > 0`` the p-norm; 'fro' only with
+        ``axis`` None.  Matrix norms (``axis`` a pair of axes): 'euclidean'/'fro' the
+        Frobenius norm, 1 the largest column sum of absolute values (summed over
+        ``axis[0]``), np.inf the largest row sum (over ``axis[1]``), 2 the largest singular
+        value (its derivatives are exact to second order).
+    axis : None, int or pair of ints
+        None takes the whole tensor as one vector.
+    keepdims : bool
+        Keep the reduced axes with size 1.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> x = ad.constant([[3.0, -4.0], [0.0, 0.0]])
+    >>> float(ad.norm(x)), float(ad.norm(x, ord=1)), float(ad.norm(x, ord=1, axis=(0, 1)))
+    (5.0, 7.0, 4.0)
+    >>> ad.norm(x, ord=2, axis=(-2, -1)).numpy()
+    array(5., dtype=float32)
+    """
+    x = _input("norm", tensor, floating=True, arg="tensor")
+    axes, matrix = _norm_axes(axis, x.shape)
+    if matrix and ord not in ("euclidean", "fro", 1, 2, numpy.inf):
+        raise ValueError(f"norm: ord must be 'euclidean', 'fro', 1, 2 or np.inf for a matrix "
+                         f"norm (axis={axis!r}), got {ord!r}")
+    if isinstance(ord, str):
+        if ord not in ("euclidean", "fro"):
+            raise ValueError(f"norm: ord must be 'euclidean', 'fro', 1, 2, np.inf or a "
+                             f"positive number, got {ord!r}")
+        if ord == "fro" and axis is not None and not matrix:
+            raise ValueError(f"norm: ord='fro' is a matrix norm; it needs axis None or a pair "
+                             f"of axes, got axis={axis!r}")
+    elif isinstance(ord, bool) or not isinstance(ord, numbers.Real) or not ord > 0:
+        raise ValueError(f"norm: ord must be 'euclidean', 'fro', 1, 2, np.inf or a positive "
+                         f"number, got {ord!r}")
+    out_shape = _kept_shape(x.shape, axes) if keepdims else _reduced_shape(x.shape, axes)
+    if ord in ("euclidean", "fro") or (ord == 2 and not matrix):
+        return _ops.sqrt(reduce_sum(_ops.square(x), axes, keepdims))
+    if matrix and ord == 2:  # the matrices to the end; the spectral norm ignores their order
+        keep = [i for i in builtins.range(x.ndim) if i not in axes]
+        return reshape(_spectral_norm(transpose(x, keep + sorted(axes))), out_shape)
+    size = _ops.abs(x)
+    if matrix:  # ord 1: the largest column sum; inf: the largest row sum
+        inner, outer = axes if ord == 1 else axes[::-1]
+        return reshape(reduce_max(reduce_sum(size, inner, keepdims=True), outer,
+                                  keepdims=True), out_shape)
+    if ord == 1:
+        return reduce_sum(size, axes, keepdims)
+    if ord == numpy.inf:
+        return reduce_max(size, axes, keepdims)
+    return _ops.pow(reduce_sum(_ops.pow(size, ord), axes, keepdims), 1.0 / ord)

@@ -16,6 +16,7 @@ becomes ``where(c, g, 0)``, exactly TensorFlow's select, so a NaN cotangent is n
 into the masked-off branch.
 """
 import ast
+import copy
 import pathlib
 import re
 
@@ -23,6 +24,9 @@ import re
 # function name in an expression refers to an entry of the table.
 BUILTINS = {
     "sin": ("sin", "sin"), "cos": ("cos", "cos"), "tan": ("tan", "tan"),
+    "asin": ("arcsin", "asin"), "acos": ("arccos", "acos"), "atan": ("arctan", "atan"),
+    "atan2": ("arctan2", "atan2"), "sinh": ("sinh", "sinh"), "cosh": ("cosh", "cosh"),
+    "erf": ("erf", "erf"),  # NumPy has no erf ufunc: gpuad.ops._erf stands in for it
     "exp": ("exp", "exp"), "expm1": ("expm1", "expm1"), "log": ("log", "log"),
     "log1p": ("log1p", "log1p"), "sqrt": ("sqrt", "sqrt"), "tanh": ("tanh", "tanh"),
     "abs": ("absolute", "fabs"), "sign": ("sign", "ad_sign"), "pow": ("power", "pow"),
@@ -122,6 +126,79 @@ def scale(factor, expr):
     return ast.BinOp(factor, ast.Mult(), expr)
 
 
+# ------------------------------------------------------------------ symbolic differentiation
+
+# operators and the builtins spelled apart from their entry, as entries of the table
+_OPERATOR_ENTRIES = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply",
+                     ast.Div: "divide", ast.Pow: "pow"}
+_BUILTIN_ENTRIES = {"floor_divide": "floordiv", "remainder": "mod"}
+
+
+def _times(a, b):
+    if _is_const(a) and _is_const(b):
+        return ast.Constant(a.value * b.value)
+    if _is_const(a) or (isinstance(a, ast.Call) and a.func.id == "where"):
+        a, b = b, a
+    return scale(a, b)
+
+
+def _plus(a, b):
+    if _is_const(a, 0):
+        return b
+    if _is_const(b, 0):
+        return a
+    return ast.BinOp(a, ast.Add(), b)
+
+
+def substitute(expr, names):
+    """``expr`` with each Name in ``names`` replaced by its expression."""
+    class Substitute(ast.NodeTransformer):
+        def visit_Name(self, node):
+            return names.get(node.id, node)
+    return Substitute().visit(copy.deepcopy(expr))
+
+
+def derivative(expr, var, entries):
+    """d expr / d var, by the chain rule over the table's own partials (0 if none)."""
+    if isinstance(expr, ast.Name):
+        return ast.Constant(1 if expr.id == var else 0)
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+        d = derivative(expr.operand, var, entries)
+        return ast.Constant(-d.value) if _is_const(d) else ast.UnaryOp(ast.USub(), d)
+    if isinstance(expr, ast.BinOp):
+        name, args = _OPERATOR_ENTRIES[type(expr.op)], [expr.left, expr.right]
+    elif isinstance(expr, ast.Call):
+        name, args = _BUILTIN_ENTRIES.get(expr.func.id, expr.func.id), expr.args
+    else:  # constants, comparisons, boolean logic: piecewise constant
+        return ast.Constant(0)
+    entry = entries[name]
+    total = ast.Constant(0)
+    for arg_name, arg in zip(entry.inputs, args):
+        d_arg = derivative(arg, var, entries) if arg_name in entry.partials else ast.Constant(0)
+        if not _is_const(d_arg, 0):
+            names = dict(zip(entry.inputs, args), out=expr)
+            total = _plus(total, _times(substitute(entry.partials[arg_name], names), d_arg))
+    return total
+
+
+def gradient_entry(entry, wrt, entries):
+    """The entry computing ``g * d_wrt`` as a primitive of its own: its inputs are the
+    cotangent ``cot``, the values the partial reads and ``res`` (the original output), and
+    its partials come from :func:`derivative`.  Recording one such op per backward step makes
+    higher-order gradients cheap and, on the GPU, one fused kernel each; it can itself be
+    differentiated again, to any order."""
+    cot, res = (next(f"{base}{k or ''}" for k in range(len(entry.inputs) + 1)
+                     if f"{base}{k or ''}" not in entry.inputs) for base in ("cot", "res"))
+    forward = scale(ast.Name(cot), substitute(entry.partials[wrt], {"out": ast.Name(res)}))
+    used = {n.id for n in ast.walk(forward) if isinstance(n, ast.Name)}
+    inputs = (cot,) + tuple(n for n in entry.inputs + (res,) if n in used and n != cot)
+    ctypes = {n: c for n, c in entry.ctypes.items() if n in inputs}
+    partials = {n: derivative(forward, n, entries) for n in inputs if n not in ctypes}
+    derived = Entry(f"{entry.name}_grad_{wrt}", inputs, ctypes, forward, partials)
+    derived.arguments = tuple("out" if n == res else n for n in inputs[1:])  # after the cot
+    return derived
+
+
 # ------------------------------------------------------------------ Python (NumPy / gpuad)
 
 class _TypedLiterals(ast.NodeTransformer):
@@ -148,7 +225,6 @@ def _with_out(expr):
 
 def python_source(expr, root_out=False):
     """Python source of ``expr``; names resolve in the namespace it is run in."""
-    import copy
     expr = _TypedLiterals().visit(copy.deepcopy(expr))
     if root_out:
         expr = _with_out(expr)
@@ -291,10 +367,13 @@ def jvp_kernel_spec(entry, has_tangent):
 
 
 def kernel_specs(entries):
-    """Every (in_params, out_params, operation, name) the CuPy backend can launch."""
+    """Every (in_params, out_params, operation, name) the CuPy backend can launch: each entry's
+    and each first-order gradient entry's (higher orders are made the same way)."""
     import itertools
     specs = []
-    for entry in entries.values():
+    gradient_entries = [gradient_entry(e, n, entries) for e in entries.values()
+                        for n in e.partials if not _is_const(e.partials[n])]
+    for entry in list(entries.values()) + gradient_entries:
         specs.append(forward_kernel_spec(entry))
         grads = [n in entry.partials for n in entry.inputs]
         for needs in itertools.product((False, True), repeat=len(entry.inputs)):

@@ -33,7 +33,9 @@ def public_ops():
                            ("random.", getattr(ad, "random", None))]:
         if module is None:
             continue
-        for name in getattr(module, "__all__", vars(module)):
+        own = {n for n, v in vars(module).items()  # defined in the module itself ...
+               if getattr(v, "__module__", None) == module.__name__}
+        for name in sorted(set(getattr(module, "__all__", vars(module))) | own):  # or exported
             value = getattr(module, name)
             if name.startswith("_") or not callable(value) or inspect.isclass(value) or \
                     inspect.ismodule(value) or name in NOT_OPS:

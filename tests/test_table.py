@@ -3,6 +3,8 @@
 Forward values against NumPy in float64, first- and second-order gradients against float64
 central differences, on the NumPy backend and (marked gpu) the CuPy backend.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,8 @@ DOMAINS = {
     "pow": [(0.3, 2.0), (-2.0, 2.0)], "tan": [(-1.2, 1.2)],
     "mod": [(0.1, 0.9), (1.5, 3.0)], "floordiv": [(0.1, 0.9), (1.5, 3.0)],
     "floor": [(0.1, 0.9)], "ceil": [(0.1, 0.9)], "round": [(0.1, 0.4)],
+    "asin": [(-0.9, 0.9)], "acos": [(-0.9, 0.9)],
+    "clip_by_value": [(-2.0, 2.0), (-1.0, -0.5), (0.5, 1.0)],  # x beyond both bounds too
 }
 # NumPy's spelling of each forward, to check the values the table computes
 REFERENCE = {
@@ -29,7 +33,10 @@ REFERENCE = {
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
     "pow": np.power, "maximum": np.maximum, "minimum": np.minimum, "where": np.where,
     "floor": np.floor, "ceil": np.ceil, "round": np.rint, "floordiv": np.floor_divide,
-    "mod": np.mod,
+    "mod": np.mod, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
+    "cosh": np.cosh, "erf": np.vectorize(math.erf, otypes=[np.float64]), "atan2": np.arctan2,
+    "squared_difference": lambda x, y: (x - y) ** 2,
+    "clip_by_value": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
 }
 
 
@@ -166,3 +173,45 @@ def test_table_rejects_malformed_lines(tmp_path):
     bad.write_text("f(g) = g ; dg = 1\n")
     with pytest.raises(ValueError, match="reserved"):
         table.load(bad)
+
+
+def test_erf_is_float64_accurate():
+    """gpuad's own NumPy erf (Cody's approximations) against the C library's, in ulps."""
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(-7, 7, 20000), rng.uniform(-0.5, 0.5, 5000),
+                        10 ** rng.uniform(-300, 2, 5000) * rng.choice([-1, 1], 5000),
+                        [0.0, 0.46875, np.nextafter(0.46875, 1), 4.0, np.nextafter(4.0, 5),
+                         6.0, 27.0, 1e300, np.inf, -np.inf]])
+    want = np.array([math.erf(v) for v in x])
+    got = ad.erf(x).numpy()
+    ulps = np.abs(got - want) / np.spacing(np.abs(want))
+    assert ulps.max() <= 4, (x[ulps.argmax()], got[ulps.argmax()], want[ulps.argmax()])
+    assert np.isnan(ad.erf(np.array([np.nan])).numpy()).all()
+    assert np.signbit(ad.erf(np.array(-0.0)).numpy())
+    assert ad.erf(np.float32(0.5)).dtype == np.float32
+
+
+def test_clip_by_value_gradient_follows_tensorflow():
+    """x gets the gradient on the bounds inclusive; a bound only where x lies beyond it."""
+    x = ad.constant([-2.0, -1.0, 0.0, 1.0, 2.0])
+    lo, hi = ad.constant(-1.0), ad.constant(1.0)
+    with ad.GradientTape() as tape:
+        tape.watch([x, lo, hi])
+        y = ad.clip_by_value(x, lo, hi)
+    gx, glo, ghi = tape.gradient(y, [x, lo, hi])
+    assert y.numpy().tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]
+    assert gx.numpy().tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert float(glo) == 1.0 and float(ghi) == 1.0
+
+
+def test_mod_and_rounding_gradients_follow_tensorflow():
+    """FloorMod: (1, -floor(x / y)); floor, ceil, round and floordiv: None."""
+    x, y = ad.constant([5.5, -5.5]), ad.constant([2.0, 2.0])
+    with ad.GradientTape(persistent=True) as tape:
+        tape.watch([x, y])
+        m = ad.mod(x, y)
+        rounded = [ad.floor(x), ad.ceil(x), ad.round(x), ad.floordiv(x, y)]
+    gx, gy = tape.gradient(m, [x, y])
+    assert gx.numpy().tolist() == [1.0, 1.0] and gy.numpy().tolist() == [-2.0, 3.0]
+    for r in rounded:
+        assert tape.gradient(r, [x, y]) == [None, None]
