@@ -148,12 +148,25 @@ def _erf(x, out=None):
 _OWN_UFUNCS = {"erf": _erf}  # builtins of the table that an array module may lack
 
 
+_IN_PLACE_MIN = 1 << 16  # below this, checking costs more than an allocation saves
+
+
+def _into(ufunc, k, *args):
+    """``ufunc(*args)``, written into ``args[k]`` (a fresh intermediate) when it is a large
+    array of the result's shape: one allocation (and its page faults) fewer."""
+    buffer = args[k]
+    if type(buffer) is ndarray and buffer.size >= _IN_PLACE_MIN and \
+            buffer.shape == numpy.broadcast_shapes(*[numpy.shape(a) for a in args]):
+        return ufunc(*args, out=buffer)
+    return ufunc(*args)
+
+
 def _array_namespace(xp):
     """Names the rendered Python code uses, resolved in array module ``xp``."""
     ns = {name: getattr(xp, ufunc, None) or _OWN_UFUNCS[ufunc]
           for name, (ufunc, _) in _table.BUILTINS.items()}
     ns.update({"ufunc_" + u: getattr(xp, u) for u in _table.OPERATOR_UFUNCS.values()})
-    ns.update(asarray=xp.asarray, zeros_like=xp.zeros_like, _dtype_type=_dtype_type)
+    ns.update(asarray=xp.asarray, zeros_like=xp.zeros_like, _dtype_type=_dtype_type, _into=_into)
     return ns
 
 

@@ -223,11 +223,49 @@ def _with_out(expr):
     return ast.Call(ast.Name(func), args, [ast.keyword("out", ast.Name("out"))])
 
 
-def python_source(expr, root_out=False):
-    """Python source of ``expr``; names resolve in the namespace it is run in."""
+class _InPlace(ast.NodeTransformer):
+    """``f(fresh, y)`` -> ``_into(f, 0, fresh, y)``: an op may write into the buffer of an
+    intermediate that only it reads (``_into`` checks size, shape and type at run time)."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        return self._into("ufunc_" + OPERATOR_UFUNCS[type(node.op)], [node.left, node.right],
+                          node)
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if not isinstance(node.op, ast.USub):
+            return node
+        return self._into("ufunc_negative", [node.operand], node)
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if node.func.id not in BUILTINS or node.func.id == "where":
+            return node
+        return self._into(node.func.id, node.args, node)
+
+    @staticmethod
+    def _into(func, args, node):
+        fresh = [i for i, a in enumerate(args) if isinstance(a, (ast.BinOp, ast.UnaryOp)) or
+                 isinstance(a, ast.Call) and a.func.id != "T"]
+        if not fresh:
+            return node
+        return ast.Call(ast.Name("_into"), [ast.Name(func), ast.Constant(fresh[0])] + args, [])
+
+
+def python_source(expr, root_out=False, in_place=False):
+    """Python source of ``expr``; names resolve in the namespace it is run in.
+
+    ``in_place`` (NumPy) lets an op write into a fresh intermediate's buffer; ``root_out``
+    gives the outermost op ``out=out``.
+    """
     expr = _TypedLiterals().visit(copy.deepcopy(expr))
     if root_out:
         expr = _with_out(expr)
+        if in_place:
+            expr.args = [_InPlace().visit(a) for a in expr.args]
+    elif in_place:
+        expr = _InPlace().visit(expr)
     return ast.unparse(ast.fix_missing_locations(expr))
 
 
@@ -265,7 +303,7 @@ def python_vjp_source(entry, needs, fname, prologue=""):
         elif _is_const(expr):
             parts.append("zeros_like(g)")
         else:
-            parts.append(python_source(expr))
+            parts.append(python_source(expr, in_place=bool(prologue)))
     names = ("g",) + entry.saves
     head = "".join(prologue.format(name=n) for n in names if prologue)
     return f"def {fname}({', '.join(names)}):\n{head}    return ({', '.join(parts)},)\n"
@@ -277,7 +315,7 @@ def python_jvp_source(entry, has_tangent, fname, prologue=""):
     tangents = [f"t{n}" if has else None for n, has in zip(entry.inputs, has_tangent)]
     expr = jvp_expr(entry, tangents)
     body = f"zeros_like({next(t for t in tangents if t)})" if _is_const(expr) else \
-        python_source(expr)
+        python_source(expr, in_place=bool(prologue))
     names = tuple(t for t in tangents if t) + entry.saves
     head = "".join(prologue.format(name=n) for n in names if prologue)
     return f"def {fname}({', '.join(names)}):\n{head}    return {body}\n"

@@ -13,6 +13,7 @@ ops, which that tape records, so gradients of gradients work to any order.
 import contextlib
 import enum
 import inspect
+import sys
 import threading
 import warnings
 
@@ -201,6 +202,21 @@ def _add_cotangents(a, b):
     return a + b
 
 
+def _accumulate(grads, i, gi):
+    """grads[i] += gi: in place when nothing but ``grads`` holds the old array (NumPy's own
+    temporary elision, by reference count), else a new sum."""
+    old = grads.get(i)
+    if old is None:
+        grads[i] = gi
+    elif type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.size >= 1 << 16 \
+            and old.base is None and old.flags.writeable and sys.getrefcount(old) == 3 \
+            and old.dtype == gi.dtype and old.shape == numpy.broadcast_shapes(old.shape,
+                                                                             gi.shape):
+        numpy.add(old, gi, out=old)
+    else:
+        grads[i] = _add_cotangents(old, gi)
+
+
 def _seen_by(tapes, g, saved):
     """Would one of ``tapes`` record a computation on ``g`` or ``saved``?"""
     for tape in tapes:
@@ -213,11 +229,12 @@ def _seen_by(tapes, g, saved):
     return False
 
 
-def backward(tape, cotangents, source_ids):
+def backward(tape, cotangents, source_ids, release=False):
     """Reverse mode over ``tape``'s records.
 
     ``cotangents``: {id: cotangent} for the targets.  Returns {id: cotangent} for every id
-    reached, the sources among them.
+    reached, the sources among them.  With ``release`` (a non-persistent tape's only pass)
+    each record is dropped once walked, so saved arrays are freed during the pass.
     """
     records, known = tape._records, tape._ids
     grads = dict(cotangents)
@@ -227,10 +244,11 @@ def backward(tape, cotangents, source_ids):
         for oid in reversed(list(records)):
             if oid < stop:  # records are in id order: none below the first source matters
                 break
+            entry = records.pop(oid) if release else records[oid]
             g = grads.get(oid) if oid in source_ids else grads.pop(oid, None)
             if g is None:
                 continue
-            prim, input_ids, saved, attrs, _ = records[oid]
+            prim, input_ids, saved, attrs, _ = entry
             if len(input_ids) == 1:
                 if input_ids[0] not in known:
                     continue
@@ -242,8 +260,7 @@ def backward(tape, cotangents, source_ids):
             differentiable = bool(outer) and _seen_by(outer, g, saved)
             for i, gi in zip(input_ids, prim.vjp(g, saved, attrs, needs, differentiable)):
                 if gi is not None and i:
-                    old = grads.get(i)
-                    grads[i] = gi if old is None else _add_cotangents(old, gi)
+                    _accumulate(grads, i, gi)
     return grads
 
 
@@ -535,7 +552,8 @@ class GradientTape:
                               f"floating, got {s.dtype}; its gradient is None", stacklevel=3)
             elif s._id in self._ids:
                 source_ids.add(s._id)
-        grads = backward(self, cotangents, source_ids) if source_ids and cotangents else {}
+        grads = backward(self, cotangents, source_ids, release=not self._persistent) \
+            if source_ids and cotangents else {}
         result = []
         for s in sources:
             g = grads.get(s._id) if s._id in source_ids else None
