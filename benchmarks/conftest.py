@@ -1,14 +1,24 @@
 """Benchmark plumbing: each workload is one pytest-benchmark group whose implementations are
-named by ``impl``; the terminal summary prints the median of each and its ratio to the group's
-floor (the hand-written NumPy/CuPy version).  Run: ``python -m pytest benchmarks --benchmark-enable``.
+named by ``impl`` (see benchlib.py); the terminal summary prints the median of each, its ratio
+to the group's floor (the hand-written NumPy/CuPy version) and to each peer present (torch,
+autograd, jax), and writes the table as latest.md and latest.json to $GPUAD_BENCH_OUT
+(default benchmarks/results/cpu-latest, or gpu-latest on a machine with a CUDA device).
+Run: ``python -m pytest benchmarks --benchmark-enable``.
 """
+import datetime
 import json
 import os
 import pathlib
+import platform
+import sys
 
+import numpy
 import pytest
 
 from gpuad import backends
+
+PEERS = ("torch", "autograd", "jax")
+RESULTS = pathlib.Path(__file__).parent / "results"
 
 
 def pytest_configure(config):
@@ -33,30 +43,55 @@ def _rows(config):
             continue
         per_op = bench.extra_info.get("ops", 1)
         rows.append({"group": bench.group, "impl": bench.extra_info.get("impl", bench.name),
+                     "peer": bench.extra_info.get("peer"),
                      "median_us": stats.median * 1e6 / per_op, "min_us": stats.min * 1e6 / per_op,
                      "max_us": stats.max * 1e6 / per_op, "rounds": stats.rounds,
                      "unit": "us/op" if per_op != 1 else "us"})
-    floors = {r["group"]: r["median_us"] for r in rows if "floor" in r["impl"]}
+    refs = {(r["group"], "floor"): r["median_us"] for r in rows if "floor" in r["impl"]}
+    refs.update({(r["group"], r["peer"]): r["median_us"] for r in rows if r["peer"]})
     for r in rows:
-        floor = floors.get(r["group"])
-        r["vs_floor"] = r["median_us"] / floor if floor else None
+        for ref in ("floor",) + PEERS:
+            base = refs.get((r["group"], ref))
+            r[f"vs_{ref}"] = r["median_us"] / base if base else None
     return rows
+
+
+def _machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = [f"python {sys.version.split()[0]}", f"numpy {numpy.__version__}"]
+    for name in ("torch", "autograd", "jax", "cupy"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions.append(f"{name} {getattr(module, '__version__', '?')}")
+    return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, "
+            f"{os.cpu_count()} CPUs, " + ", ".join(versions))
+
+
+def _fmt(ratio):
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     rows = _rows(config)
     if not rows:
         return
-    lines = ["| workload | implementation | median | min-max | vs floor |", "|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["group"], r["vs_floor"] or 0)):
-        ratio = f"{r['vs_floor']:.2f}x" if r["vs_floor"] is not None else "-"
+    refs = ["floor"] + [p for p in PEERS if any(r["peer"] == p for r in rows)]
+    lines = ["| workload | implementation | median | min-max | rounds | " +
+             " | ".join(f"vs {ref}" for ref in refs) + " |", "|---" * (5 + len(refs)) + "|"]
+    for r in sorted(rows, key=lambda r: (r["group"], r["vs_floor"] or 0, r["median_us"])):
         lines.append(f"| {r['group']} | {r['impl']} | {r['median_us']:.3f} {r['unit']} | "
-                     f"{r['min_us']:.3f}-{r['max_us']:.3f} | {ratio} |")
-    terminalreporter.write_sep("=", "gpuad benchmarks: medians and ratios to the floor")
-    terminalreporter.write_line("\n".join(lines))
-    out = os.environ.get("GPUAD_BENCH_OUT")
-    if out:
-        path = pathlib.Path(out)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "latest.md").write_text("\n".join(lines) + "\n")
-        (path / "latest.json").write_text(json.dumps(rows, indent=1))
+                     f"{r['min_us']:.3f}-{r['max_us']:.3f} | {r['rounds']} | " +
+                     " | ".join(_fmt(r[f"vs_{ref}"]) for ref in refs) + " |")
+    machine = _machine()
+    terminalreporter.write_sep("=", "gpuad benchmarks: medians and ratios of medians")
+    terminalreporter.write_line(machine + "\n\n" + "\n".join(lines))
+    default = RESULTS / ("gpu-latest" if backends.CUDA_AVAILABLE else "cpu-latest")
+    path = pathlib.Path(os.environ.get("GPUAD_BENCH_OUT") or default)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "latest.md").write_text(machine + "\n\n" + "\n".join(lines) + "\n")
+    (path / "latest.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))

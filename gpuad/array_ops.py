@@ -10,7 +10,7 @@ import numpy
 
 from . import backends as _backend
 from . import tape as _tape
-from .ops import _apply, _tensor, _same_backend, _wrap, equal, multiply, divide
+from .ops import _apply, _out_of_memory, _tensor, _same_backend, _wrap, equal, multiply, divide
 from .tape import Primitive
 from .tensor import Tensor, convert_to_tensor
 
@@ -439,6 +439,17 @@ def _creation_module(backend):
     return _backend.module(backend or _backend.get_backend())
 
 
+def _allocate(op, make, shape, dtype):
+    """``make(shape, dtype)`` as a Tensor; a negative dimension or a failed allocation raises
+    an error that names ``op`` (and the bytes asked for)."""
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{op}: dimensions must be non-negative, got shape {shape}")
+    try:
+        return _wrap(make(shape, dtype))
+    except MemoryError as error:
+        raise _out_of_memory(op, error, shape, dtype) from None
+
+
 def zeros(shape, dtype=numpy.float32, backend=None):
     """A tensor of zeros (float32 by default).
 
@@ -446,24 +457,31 @@ def zeros(shape, dtype=numpy.float32, backend=None):
     >>> ad.zeros((2,)).numpy()
     array([0., 0.], dtype=float32)
     """
-    return _wrap(_creation_module(backend).zeros(_shape_tuple("zeros", shape), dtype))
+    return _allocate("zeros", _creation_module(backend).zeros, _shape_tuple("zeros", shape),
+                     dtype)
 
 
 def ones(shape, dtype=numpy.float32, backend=None):
     """A tensor of ones (float32 by default)."""
-    return _wrap(_creation_module(backend).ones(_shape_tuple("ones", shape), dtype))
+    return _allocate("ones", _creation_module(backend).ones, _shape_tuple("ones", shape), dtype)
 
 
 def zeros_like(x, dtype=None):
     """Zeros of ``x``'s shape, dtype (unless given) and backend."""
     x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="zeros_like")
-    return _wrap(_backend.module_of(x._value).zeros(x.shape, dtype or x.dtype))
+    try:
+        return _wrap(_backend.module_of(x._value).zeros(x.shape, dtype or x.dtype))
+    except MemoryError as error:
+        raise _out_of_memory("zeros_like", error, x.shape, dtype or x.dtype) from None
 
 
 def ones_like(x, dtype=None):
     """Ones of ``x``'s shape, dtype (unless given) and backend."""
     x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="ones_like")
-    return _wrap(_backend.module_of(x._value).ones(x.shape, dtype or x.dtype))
+    try:
+        return _wrap(_backend.module_of(x._value).ones(x.shape, dtype or x.dtype))
+    except MemoryError as error:
+        raise _out_of_memory("ones_like", error, x.shape, dtype or x.dtype) from None
 
 
 def fill(dims, value, backend=None):
@@ -477,12 +495,16 @@ def fill(dims, value, backend=None):
     if value.ndim:
         raise ValueError(f"fill: value must be a scalar, got shape {value.shape}")
     xp = _backend.module_of(value._value)
-    return _wrap(xp.full(_shape_tuple("fill", dims), value.numpy().item(), value.dtype))
+    item = value.numpy().item()
+    return _allocate("fill", lambda shape, dtype: xp.full(shape, item, dtype),
+                     _shape_tuple("fill", dims), value.dtype)
 
 
 def eye(num_rows, num_columns=None, dtype=numpy.float32, backend=None):
     """The identity matrix (float32 by default)."""
-    return _wrap(_creation_module(backend).eye(num_rows, num_columns, dtype=dtype))
+    xp = _creation_module(backend)
+    return _allocate("eye", lambda shape, dtype: xp.eye(*shape, dtype=dtype),
+                     (num_rows, num_rows if num_columns is None else num_columns), dtype)
 
 
 def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (TF's name)
@@ -500,7 +522,10 @@ def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (
         raise ValueError("range: delta must not be 0")
     if dtype is None:
         dtype = numpy.float32 if any(isinstance(v, float) for v in numbers_) else numpy.int32
-    return _wrap(_creation_module(backend).arange(*numbers_, dtype=dtype))
+    try:
+        return _wrap(_creation_module(backend).arange(*numbers_, dtype=dtype))
+    except MemoryError as error:
+        raise _out_of_memory("range", error) from None
 
 
 def linspace(start, stop, num, backend=None):
@@ -516,8 +541,11 @@ def linspace(start, stop, num, backend=None):
     num = int(num)
     if num < 0:
         raise ValueError(f"linspace: num must be >= 0, got {num}")
-    values = numpy.linspace(float(start), float(stop), num).astype(dtype)
-    return _wrap(_backend.asarray(values, backend or start_t.backend))
+    try:
+        values = numpy.linspace(float(start), float(stop), num).astype(dtype)
+        return _wrap(_backend.asarray(values, backend or start_t.backend))
+    except MemoryError as error:
+        raise _out_of_memory("linspace", error) from None
 
 
 lin_space = linspace

@@ -121,11 +121,15 @@ class ForwardAccumulator:
         tangents = tuple([self._tangents.get(i) for i in ids])
         stack = _state.stack
         position = next(i for i, r in enumerate(stack) if r is self)
-        del stack[position]  # this accumulator does not watch its own JVP computation
+        # only the recorders outside this one see its JVP computation (as TensorFlow): not
+        # itself, and not an inner tape, whose records must stay in id order (`out` already
+        # has its id, the JVP's ops would get larger ones and be recorded before it)
+        inner = stack[position:]
+        del stack[position:]
         try:
             t = jvp_step(prim, tangents, saved, out, attrs, self._batch)
         finally:
-            stack.insert(position, self)
+            stack[position:] = inner
         if t is not None:
             self._tangents[out._id] = t
             self._ids.add(out._id)

@@ -172,7 +172,8 @@ def _einsum_sizes(ins, shapes, subscripts):
                 raise ValueError(f"einsum: index {c!r} has sizes {sizes[c]} and {n} in operand "
                                  f"shapes {', '.join(str(s) for s in shapes)} "
                                  f"(subscripts {subscripts!r})")
-            sizes[c] = builtins.max(sizes.get(c, 1), n)
+            if sizes.get(c, 1) == 1:  # unseen or 1 so far: n (0 too, which 1 broadcasts to)
+                sizes[c] = n
     return sizes
 
 

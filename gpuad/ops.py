@@ -50,6 +50,19 @@ def _same_backend(op, tensors):
                         f"op; move one with Tensor.to()")
 
 
+def _out_of_memory(op, error, shape=None, dtype=None):
+    """A MemoryError naming the op and the bytes it asked for, from an allocator's error
+    (NumPy's gives the shape and dtype, CuPy's the bytes; neither names the op)."""
+    shape, dtype = getattr(error, "shape", shape), getattr(error, "dtype", dtype)
+    if shape is None or dtype is None:
+        return MemoryError(f"{op}: out of memory ({error})")
+    nbytes = numpy.dtype(dtype).itemsize
+    for n in shape:
+        nbytes *= int(n)
+    return MemoryError(f"{op}: cannot allocate {nbytes} bytes for a tensor of shape "
+                       f"{tuple(shape)} and dtype {numpy.dtype(dtype)} ({error})")
+
+
 # ============================================================ elementwise ops from the table
 
 _ENTRIES = _table.load()
@@ -211,10 +224,14 @@ _PREAMBLE = None
 
 
 def _kernel(spec):
+    """A launcher for the fused kernel ``spec`` (see :func:`gpuad.backends.launch_elementwise`)."""
     global _PREAMBLE
     if _PREAMBLE is None:
         _PREAMBLE = _table.cuda_preamble(_ENTRIES)
-    return _backend.elementwise_kernel(*spec, preamble=_PREAMBLE)
+
+    def render(kinds, ctype):
+        return _table.contiguous_kernel(spec, _PREAMBLE, ctype, kinds)
+    return lambda *args: _backend.launch_elementwise(spec, _PREAMBLE, args, render)
 
 
 _UNWRAP = "    {name} = {name}._value if type({name}) is Tensor else {name}\n"
@@ -431,6 +448,8 @@ def _call_elementwise(prim, args):
             value = prim.numpy_forward(*values, out=_ELLIPSIS)
     except ValueError as error:
         _shape_error(prim, values, error)
+    except MemoryError as error:
+        raise _out_of_memory(prim.name, error) from None
     out = _wrap(value)
     if _tape.ACTIVE:
         _record_elementwise(prim, tuple(inputs), out)
@@ -447,7 +466,10 @@ def _make_unary(prim):
             v = x._value
             if type(v) is ndarray and v.dtype in dtypes:
                 out = Tensor()
-                out._value = forward(v, out=_ELLIPSIS)
+                try:
+                    out._value = forward(v, out=_ELLIPSIS)
+                except MemoryError as error:
+                    raise _out_of_memory(prim.name, error) from None
                 out._id = 0
                 if _tape.ACTIVE and x._id and differentiable:
                     record_ids(prim, (x._id,), out, save(x, out), None)
@@ -486,6 +508,8 @@ def _make_binary(prim):
             value = forward(xv, yv, out=_ELLIPSIS)
         except ValueError as error:
             _shape_error(prim, (xv, yv), error)
+        except MemoryError as error:
+            raise _out_of_memory(prim.name, error) from None
         out = Tensor()
         out._value = value
         out._id = 0
@@ -549,6 +573,8 @@ def _compare(name, ufunc):
             return _wrap(getattr(xp, ufunc)(x._value, y._value))
         except ValueError as error:
             _shape_error(_tape.Primitive(name, None), (x._value, y._value), error)
+        except MemoryError as error:
+            raise _out_of_memory(name, error) from None
     op.__name__ = name
     op.__doc__ = f"Elementwise ``{ufunc}`` with broadcasting; a bool Tensor, not differentiable."
     return op

@@ -4,8 +4,9 @@ reduce_std, norm, cumsum and cumprod, with TensorFlow's names and semantics.
 Composites of differentiable ops where they are exact: logsumexp, variance, std and most
 norms need no derivative rules of their own.  Primitives where a composite would be wrong or
 slow: ``reduce_prod`` and ``cumprod`` (their gradients must not divide by ``x``, which may be
-0), ``cumsum`` (one scan instead of a quadratic composite) and the spectral norm.  Their rules
-are written with gpuad ops, so they are differentiable again.
+0), ``cumsum`` (the array module's O(n) scan; a composite would take log2(n) passes) and the
+spectral norm.  Their rules are written with gpuad ops, so they are differentiable again (the
+spectral norm's to second order: see :func:`norm`).
 """
 import builtins
 import numbers
@@ -347,22 +348,27 @@ _SPECTRAL = Primitive(
     reduce_sum(tangents[0] * _top_pair(saved[0], attrs), (-2, -1)))
 
 
-def _spectral_norm(a):
-    """The largest singular value of each matrix of ``a`` (..., m, n)."""
-    xp = _backend.module_of(a._value)
-    if a.size == 0:
-        return _wrap(xp.zeros(a.shape[:-2], a.dtype))
-    u, s, vh = xp.linalg.svd(a._value, full_matrices=False)
+def _spectral_factors(v):
+    """The largest singular value of each matrix of the raw array ``v`` (..., m, n), and the
+    constants of its derivatives: (U, V, w1, w2, 1 / s1) of :func:`_top_pair_change`."""
+    xp = _backend.module_of(v)
+    u, s, vh = xp.linalg.svd(v, full_matrices=False)
     s1 = s[..., :1]
     with numpy.errstate(divide="ignore", invalid="ignore"):
         gap = s1 * s1 - s * s
         w1, w2, inv_s1 = s1 / gap, s / gap, 1 / s1
     # i = 1 takes no part; a tie s[i] = s1 stays inf: there the norm has no second derivative
     w1[..., 0] = w2[..., 0] = 0
-    factors = (u, xp.swapaxes(vh, -1, -2), w1[..., None], w2[..., None], inv_s1[..., None])
-    return _ops._apply(_SPECTRAL, (a,), s[..., 0], (a,), factors)
+    return s[..., 0], (u, xp.swapaxes(vh, -1, -2), w1[..., None], w2[..., None],
+                       inv_s1[..., None])
 
 
+def _spectral_norm(a):
+    """The largest singular value of each matrix of ``a`` (..., m, n)."""
+    if a.size == 0:
+        return _wrap(_backend.module_of(a._value).zeros(a.shape[:-2], a.dtype))
+    value, factors = _spectral_factors(a._value)
+    return _ops._apply(_SPECTRAL, (a,), value, (a,), factors)
 
 
 def _norm_axes(axis, shape):

@@ -421,29 +421,50 @@ def kernel_specs(entries):
     return specs
 
 
-def standalone_cuda(spec, preamble, ctype):
-    """A self-contained kernel around ``spec``'s operation, as CuPy's ElementwiseKernel runs it.
+def contiguous_kernel(spec, preamble, ctype, kinds):
+    """CUDA source of ``spec`` as the RawKernel the CuPy backend launches on contiguous data.
 
-    Inputs are read once into ``const`` locals and outputs written once, with ``T`` bound to
-    ``ctype``; NVRTC compiles it without a GPU (tests/test_kernels_compile.py).
+    ``kinds`` says, per input: ``"full"`` (an array of all ``n`` elements, read with 16-byte
+    vector loads), ``"one"`` (a one-element array, read once: broadcasting without a copy) or
+    ``"value"`` (a scalar passed by value).  Each thread handles a vector of 4 floats or 2
+    doubles, so even a one-read-one-write kernel moves data at close to copy bandwidth.
+    Returns ``(source, kernel name)``; NVRTC compiles these in CI without a GPU.
     """
     in_params, out_params, operation, name = spec
-
-    def parse(params):
-        return [p.split() for p in params.split(",")]
-
-    args, loads, stores, decls = [], [], [], []
-    for ctype_in, n in parse(in_params):
-        c = ctype if ctype_in == "T" else ctype_in
-        args.append(f"const {c}* __restrict__ {n}_")
-        loads.append(f"const {c} {n} = {n}_[i];")
-    for _, n in parse(out_params):
-        args.append(f"{ctype}* __restrict__ {n}_")
-        decls.append(f"{ctype} {n};")
-        stores.append(f"{n}_[i] = {n};")
-    return (f"{preamble}\nextern \"C\" __global__ void {name}({', '.join(args)}, long long n) {{\n"
-            f"  typedef {ctype} T;\n"
-            f"  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;"
-            f" i += (long long)blockDim.x * gridDim.x) {{\n"
-            f"    {' '.join(loads)}\n    {' '.join(decls)}\n    {operation}\n"
-            f"    {' '.join(stores)}\n  }}\n}}\n")
+    width, vector = (4, "float4") if ctype == "float" else (2, "double2")
+    ins = [p.split() for p in in_params.split(",")]
+    outs = [p.split()[1] for p in out_params.split(",")]
+    kernel_name = f"{name}_{ctype}_{''.join(k[0] for k in kinds)}"
+    params, vector_loads, lane_loads, tail_loads = [], [], [], []
+    for (c, n), kind in zip(ins, kinds):
+        c = ctype if c == "T" else c
+        vectorized = kind == "full" and c == ctype
+        if kind == "value":
+            params.append(f"const {c} {n}_s")
+            lane_loads.append(f"const {c} {n} = {n}_s;")
+            tail_loads.append(f"const {c} {n} = {n}_s;")
+            continue
+        params.append(f"const {c}* __restrict__ {n}_p")
+        at = "0" if kind == "one" else "i"
+        tail_loads.append(f"const {c} {n} = {n}_p[{at}];")
+        if vectorized:
+            vector_loads.append(f"const V {n}_v = reinterpret_cast<const V*>({n}_p)[v];")
+            lane_loads.append(f"const T {n} = reinterpret_cast<const T*>(&{n}_v)[k];")
+        else:
+            lane_loads.append(f"const {c} {n} = {n}_p[{'0' if kind == 'one' else 'v * W + k'}];")
+    params += [f"{ctype}* __restrict__ {n}_p" for n in outs] + ["long long n"]
+    decls = " ".join(f"T {n};" for n in outs)
+    return (f"{preamble}\nextern \"C\" __global__ void {kernel_name}({', '.join(params)}) {{\n"
+            f"  typedef {ctype} T;\n  typedef {vector} V;\n  const int W = {width};\n"
+            f"  const long long stride = (long long)blockDim.x * gridDim.x;\n"
+            f"  const long long first = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+            f"  for (long long v = first; v < n / W; v += stride) {{\n"
+            f"    {' '.join(vector_loads)}\n"
+            f"    {' '.join(f'V {n}_v;' for n in outs)}\n"
+            f"#pragma unroll\n    for (int k = 0; k < W; ++k) {{\n"
+            f"      {' '.join(lane_loads)}\n      {decls}\n      {operation}\n"
+            f"      {' '.join(f'reinterpret_cast<T*>(&{n}_v)[k] = {n};' for n in outs)}\n"
+            f"    }}\n    {' '.join(f'reinterpret_cast<V*>({n}_p)[v] = {n}_v;' for n in outs)}\n"
+            f"  }}\n  for (long long i = n / W * W + first; i < n; i += stride) {{\n"
+            f"    {' '.join(tail_loads)}\n    {decls}\n    {operation}\n"
+            f"    {' '.join(f'{n}_p[i] = {n};' for n in outs)}\n  }}\n}}\n", kernel_name)

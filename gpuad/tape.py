@@ -485,6 +485,9 @@ class GradientTape:
                 columns = forward.basis(s, per_example)
             elif s._id not in self._ids or not target._id or target._id < s._id:
                 columns = None
+            elif 0 in shape:  # an empty Jacobian: no pass to run (nor an empty list to stack)
+                result.append(array_ops.zeros(shape, s.dtype, s.backend))
+                continue
             elif not per_example and target.size * 4 < s.size:
                 result.append(array_ops.reshape(self._jacobian_rows(target, s), shape))
                 continue

@@ -211,6 +211,9 @@ def _contains_tensor(value):
 def _host_array(value, dtype, op):
     """Python data or a numpy/cupy array -> an array, before placing it on a backend."""
     if _backend.is_array(value):
+        if value.dtype.kind not in "biufc":  # object, str, bytes, void, datetime arrays
+            raise TypeError(f"{op}: cannot convert an array of dtype {value.dtype} to a "
+                            f"Tensor (expected bool, integer, floating or complex data)")
         return value
     if isinstance(value, (list, tuple)):
         try:

@@ -36,10 +36,17 @@ def test_cupy_accepts_the_kernel(spec):
 
 @pytest.mark.parametrize("ctype", ["float", "double"])
 def test_nvrtc_compiles_every_kernel(ctype):
+    """Each spec as the RawKernel the backend launches: all inputs full-size, and a variant
+    with the last input a one-element array and the first (after the cotangent) a value."""
     preamble = table.cuda_preamble(ENTRIES)
+    sources = []
+    for spec in SPECS:
+        n = len(spec[0].split(","))
+        for kinds in {("full",) * n, tuple(("value" if i == 1 else "one" if i == n - 1 and i
+                                             else "full") for i in range(n))}:
+            sources.append(table.contiguous_kernel(spec, "", ctype, kinds)[0])
     # one translation unit: the preamble once, every kernel after it
-    source = preamble + "\n".join(table.standalone_cuda(spec, "", ctype) for spec in SPECS)
-    cubin = backends.nvrtc_compile(source, f"gpuad_kernels_{ctype}.cu", arch="sm_90")
+    cubin = backends.nvrtc_compile(preamble + "\n".join(sources), f"gpuad_{ctype}.cu")
     assert len(cubin) > 1000
 
 

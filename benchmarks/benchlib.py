@@ -1,0 +1,91 @@
+"""Shared by the benchmark modules: the peers (each imported when installed, else None), the
+check every implementation passes before it is timed, and the timing call.
+
+Implementation names: ``gpuad``; the hand-written floor (``numpy-floor``, ``cupy-floor``); a
+peer's reference row (``torch``, ``autograd``, ``jax`` on the CPU, ``torch-cuda``, ``jax-gpu``
+on a GPU), against which the table's "vs <peer>" column divides; variants such as
+``jax (no jit)`` are shown in the table but divide nothing.
+"""
+import importlib
+import math
+import os
+import time
+
+import numpy as np
+import pytest
+
+import gpuad as ad
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # jax shares the GPU
+
+
+def _optional(name):
+    try:
+        return importlib.import_module(name)
+    except Exception:  # not installed, or an install that does not import: that peer skips
+        return None
+
+
+torch = _optional("torch")
+autograd = _optional("autograd")
+jax = _optional("jax")
+if jax is not None:
+    jax.config.update("jax_enable_x64", True)  # W5 is float64; float32 inputs stay float32
+anp = _optional("autograd.numpy")
+jnp = _optional("jax.numpy")
+
+PEER_OF = {"torch": "torch", "autograd": "autograd", "jax": "jax", "torch-cuda": "torch",
+           "jax-gpu": "jax"}
+BUDGET_S = float(os.environ.get("GPUAD_BENCH_BUDGET", "1.5"))  # timed seconds per implementation
+
+
+def require(impl):
+    """Skip the test when the peer that ``impl`` names is not importable."""
+    for name, module in (("torch", torch), ("autograd", autograd), ("jax", jax)):
+        if impl.startswith(name) and module is None:
+            pytest.skip(f"{name} is not installed")
+
+
+def to_numpy(a):
+    if isinstance(a, ad.Tensor):
+        return a.numpy()
+    if torch is not None and isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    if hasattr(a, "get") and not isinstance(a, np.ndarray):  # cupy
+        return a.get()
+    return np.asarray(a)
+
+
+def check(impl, got, want, rtol, atol=0.0):
+    """Compare each output of ``impl`` with its float64 closed form; fail naming ``impl``."""
+    assert len(got) == len(want), f"{impl}: {len(got)} outputs, expected {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(to_numpy(g).astype(np.float64), w, rtol=rtol, atol=atol,
+                                   err_msg=f"{impl} is wrong (output {i}): not timed")
+
+
+def timed(benchmark, group, impl, fn, *args, ops=1, sync=None, max_rounds=200):
+    """Time ``fn(*args)`` for about BUDGET_S seconds (5 to ``max_rounds`` rounds; calls shorter
+    than 1 ms are repeated within a round).  ``sync`` (a device synchronize) runs before each
+    round, untimed, and after each call, timed."""
+    run = fn if sync is None else (lambda *a: (fn(*a), sync())[0])
+    if benchmark.disabled:  # without --benchmark-enable: the checks ran, nothing to time
+        return
+    run(*args)
+    times = []
+    while len(times) < 3 and sum(times) < 0.2:  # the fastest of up to 3 calls
+        start = time.perf_counter()
+        run(*args)
+        times.append(time.perf_counter() - start)
+    once = min(times)
+    iterations = 1 if sync else max(1, math.ceil(1e-3 / once))
+    rounds = min(max_rounds, max(5, int(BUDGET_S / (once * iterations))))
+    benchmark.group = group
+    benchmark.extra_info.update(impl=impl, ops=ops)
+    if impl in PEER_OF:
+        benchmark.extra_info["peer"] = PEER_OF[impl]
+    if sync is None:
+        benchmark.pedantic(run, args=args, rounds=rounds, iterations=iterations,
+                           warmup_rounds=min(10, rounds // 10))
+    else:
+        benchmark.pedantic(run, args=args, setup=sync, rounds=rounds, warmup_rounds=1)

@@ -1,0 +1,64 @@
+"""W3, large elementwise on the CPU: value and gradient of sum(sin(x)^2 * exp(-x^2)) for 1e7
+float32 in [-2, 2] (memory-bound: the cost is the passes over the array, not the tape).
+The GPU version (1e8 float32, with torch-cuda and jax-gpu) is in test_gpu_throughput.py.
+
+Floor: NumPy forward and the analytic gradient (2 sin cos - 2x sin^2) exp(-x^2) with ufuncs.
+Peers: torch (autograd.grad), autograd (value_and_grad), jax (jit of value_and_grad).
+Checked against the float64 closed form over the whole array.
+"""
+import numpy as np
+import pytest
+
+import gpuad as ad
+from benchlib import anp, autograd, check, jax, jnp, require, timed, torch
+
+N = 10**7
+
+
+@pytest.fixture(scope="module")
+def data():
+    x = np.random.default_rng(0).uniform(-2, 2, N).astype(np.float32)
+    x64 = x.astype(np.float64)
+    s, e = np.sin(x64), np.exp(-x64 * x64)
+    return x, [np.sum(s * s * e), (2 * s * np.cos(x64) - 2 * x64 * s * s) * e]
+
+
+def numpy_floor(x):
+    s = np.sin(x)
+    e = np.exp(-x * x)
+    return (s * s * e).sum(), (2 * s * np.cos(x) - 2 * x * s * s) * e
+
+
+def gpuad_w3(x):
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = ad.reduce_sum(ad.sin(x) ** 2 * ad.exp(-x * x))
+    return y, tape.gradient(y, x)
+
+
+def torch_w3(x):
+    x = x.detach().requires_grad_()
+    y = (torch.sin(x) ** 2 * torch.exp(-x * x)).sum()
+    return y, torch.autograd.grad(y, x)[0]
+
+
+def peer_f(np_):
+    return lambda x: np_.sum(np_.sin(x) ** 2 * np_.exp(-x * x))
+
+
+IMPLS = {"gpuad": (gpuad_w3, ad.convert_to_tensor),
+         "numpy-floor": (numpy_floor, lambda x: x),
+         "torch": (torch_w3, lambda x: torch.from_numpy(x)),
+         "autograd": (autograd and autograd.value_and_grad(peer_f(anp)), lambda x: x),
+         "jax": (jax and jax.jit(jax.value_and_grad(peer_f(jnp))), lambda x: jnp.asarray(x))}
+
+
+@pytest.mark.parametrize("impl", list(IMPLS))
+def test_w3_elementwise(benchmark, impl, data):
+    require(impl)
+    fn, make = IMPLS[impl]
+    x, want = data
+    with ad.backend("numpy"):
+        arg = make(x)
+        check(impl, fn(arg), want, rtol=1e-4, atol=3e-6)
+        timed(benchmark, "W3 value+gradient, 1e7 float32 (CPU)", impl, fn, arg)
