@@ -172,6 +172,8 @@ def launch_elementwise(spec, preamble, args, render):
     ElementwiseKernel, which handles every layout.
     """
     arrays = [a for a in args if type(a) is cupy_ndarray]
+    if not arrays:
+        return elementwise_kernel(*spec, preamble=preamble)(*args)
     shape = max((a.shape for a in arrays), key=lambda s: int(numpy.prod(s)))
     ctype = _CONTIGUOUS_DTYPES.get(next(a.dtype for a in arrays if a.dtype != numpy.bool_)
                                    if any(a.dtype != numpy.bool_ for a in arrays) else None)
@@ -185,7 +187,7 @@ def launch_elementwise(spec, preamble, args, render):
             kinds.append("full")
         else:
             ctype = None  # broadcast or strided: CuPy's indexing
-    if ctype is None or not arrays:
+    if ctype is None:
         return elementwise_kernel(*spec, preamble=preamble)(*args)
     key = (spec, ctype, tuple(kinds))
     kernel = _kernel_cache.get(key)

@@ -20,6 +20,7 @@ from .tensor import wrap as _wrap
 _ELLIPSIS = ...  # ufunc(..., out=...) returns a 0-d array instead of a NumPy scalar
 _FLOAT_KINDS = "f"
 _INT_OK = {"negative", "abs", "sign", "square", "add", "subtract", "multiply", "divide", "pow",
+           "clip_by_value", "squared_difference",
            "maximum", "minimum", "where", "relu", "floordiv", "mod", "floor", "ceil", "round"}
 
 
