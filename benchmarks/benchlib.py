@@ -31,6 +31,7 @@ autograd = _optional("autograd")
 jax = _optional("jax")
 if jax is not None:
     jax.config.update("jax_enable_x64", True)  # W5 is float64; float32 inputs stay float32
+    jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on the GPU
 anp = _optional("autograd.numpy")
 jnp = _optional("jax.numpy")
 
@@ -46,6 +47,11 @@ def require(impl):
             pytest.skip(f"{name} is not installed")
 
 
+def jax_cpu(tree):
+    """Arrays placed on jax's CPU device (its default device is the GPU where it has one)."""
+    return jax.device_put(tree, jax.devices("cpu")[0])
+
+
 def to_numpy(a):
     if isinstance(a, ad.Tensor):
         return a.numpy()
@@ -57,18 +63,22 @@ def to_numpy(a):
 
 
 def check(impl, got, want, rtol, atol=0.0):
-    """Compare each output of ``impl`` with its float64 closed form; fail naming ``impl``."""
+    """Compare each output of ``impl`` with its float64 closed form; fail naming ``impl``.
+    ``atol`` is one tolerance or one per output."""
     assert len(got) == len(want), f"{impl}: {len(got)} outputs, expected {len(want)}"
-    for i, (g, w) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(to_numpy(g).astype(np.float64), w, rtol=rtol, atol=atol,
+    atols = atol if np.ndim(atol) else [atol] * len(want)
+    for i, (g, w, a) in enumerate(zip(got, want, atols)):
+        np.testing.assert_allclose(to_numpy(g).astype(np.float64), w, rtol=rtol, atol=a,
                                    err_msg=f"{impl} is wrong (output {i}): not timed")
 
 
 def timed(benchmark, group, impl, fn, *args, ops=1, sync=None, max_rounds=200):
     """Time ``fn(*args)`` for about BUDGET_S seconds (5 to ``max_rounds`` rounds; calls shorter
     than 1 ms are repeated within a round).  ``sync`` (a device synchronize) runs before each
-    round, untimed, and after each call, timed."""
-    run = fn if sync is None else (lambda *a: (fn(*a), sync())[0])
+    round, untimed, and after each call, timed.  JAX dispatches asynchronously, on the CPU
+    too: a jax call is timed until its outputs are ready (block_until_ready)."""
+    call = (lambda *a: jax.block_until_ready(fn(*a))) if impl.startswith("jax") else fn
+    run = call if sync is None else (lambda *a: (call(*a), sync())[0])
     if benchmark.disabled:  # without --benchmark-enable: the checks ran, nothing to time
         return
     run(*args)

@@ -1,24 +1,60 @@
-"""GPU benchmarks (marked gpu): W3 large elementwise (1e8 float32) and W1 tape overhead on CuPy,
-each beside hand-written CuPy with an analytic backward (the floor).  Every timed call ends
-with a device synchronize.  Run through benchmarks/gpu_check.sh on a CUDA machine.
+"""GPU benchmarks (marked gpu), each beside hand-written CuPy with an analytic backward (the
+floor) and, when they import and see the GPU, torch on CUDA and jax on the GPU:
+
+W1 tape overhead (the 100-op scalar chain; us per op), W3 large elementwise (value and gradient
+of sum(sin(x)^2 exp(-x^2)), 1e8 float32), W4 the MLP training step (784-512-512-10, batch 256,
+float32).  Each result is checked against float64 before it is timed; every timed call ends
+with a device synchronize (cupy: Device().synchronize(), torch: torch.cuda.synchronize(),
+jax: block_until_ready), and one runs before each round.  Run through benchmarks/gpu_check.sh.
 """
+import functools
+
 import numpy as np
 import pytest
 
 import gpuad as ad
+from benchlib import check, jax, jnp, require, timed, torch
 from gpuad import backends
+from test_w1_tape_overhead import N, closed_form, gpuad_value_and_gradient, peer_forward, \
+    torch_value_and_gradient
+from test_w4_mlp import gpuad_step, jax_step, make_data, numpy_floor, torch_step
 
 pytestmark = pytest.mark.gpu
 cp = backends.cupy
 N3 = 10**8
 
 
-def sync(fn):
-    def run(*args):
-        out = fn(*args)
-        cp.cuda.Device().synchronize()
-        return out
-    return run
+def cupy_sync():
+    cp.cuda.Device().synchronize()
+
+
+def torch_sync():
+    torch.cuda.synchronize()
+
+
+@functools.cache
+def jax_gpu():
+    """The GPU jax computes on, or None (jax without a GPU backend, or one that fails)."""
+    try:
+        device = jax.devices("gpu")[0]
+        jax.block_until_ready(jax.device_put(np.float32(1), device) + 1)
+        return device
+    except Exception:
+        return None
+
+
+def require_gpu(impl):
+    """Skip a peer that is not installed or does not reach the GPU; return its synchronize."""
+    require(impl)
+    if impl == "torch-cuda":
+        if not torch.cuda.is_available():
+            pytest.skip("torch has no CUDA device")
+        return torch_sync
+    if impl == "jax-gpu":
+        if jax_gpu() is None:
+            pytest.skip("jax has no usable GPU backend")
+        return cupy_sync  # outputs are blocked on by timed(); this syncs the device around
+    return cupy_sync
 
 
 def gpuad_w3(x):
@@ -49,50 +85,100 @@ def cupy_fused_w3(x):  # one kernel for the gradient, one reduction for the valu
     return y, _fused(x)
 
 
+def torch_w3(x):
+    x = x.detach().requires_grad_()
+    y = (torch.sin(x) ** 2 * torch.exp(-x * x)).sum()
+    return y, torch.autograd.grad(y, x)[0]
+
+
+def jax_f3(x):
+    return jnp.sum(jnp.sin(x) ** 2 * jnp.exp(-x * x))
+
+
+jax_w3 = jax and jax.jit(jax.value_and_grad(jax_f3))
+W3_IMPLS = {"gpuad": (gpuad_w3, ad.convert_to_tensor),
+            "cupy-floor": (cupy_w3, lambda x: x),
+            "cupy-one-kernel (ideal)": (cupy_fused_w3, lambda x: x),
+            "torch-cuda": (torch_w3, lambda x: torch.as_tensor(x, device="cuda")),
+            "jax-gpu": (jax_w3, lambda x: jax.device_put(cp.asnumpy(x), jax_gpu()))}
+STRIDE = 1000  # the gradient is checked on every 1000th element
+
+
 @pytest.fixture(scope="module")
 def x3():
-    return cp.random.default_rng(0).uniform(-2, 2, N3, dtype=cp.float32)
+    x = cp.random.default_rng(0).uniform(-2, 2, N3, dtype=cp.float32)
+    x64 = x.astype(cp.float64)
+    s, e = cp.sin(x64), cp.exp(-x64 * x64)
+    want = [float((s * s * e).sum()),
+            cp.asnumpy(((2 * s * cp.cos(x64) - 2 * x64 * s * s) * e)[::STRIDE])]
+    return x, want
 
 
-@pytest.mark.parametrize("impl", ["gpuad", "cupy-floor", "cupy-one-kernel (ideal)"])
+@pytest.mark.parametrize("impl", list(W3_IMPLS))
 def test_w3_gpu(benchmark, impl, x3):
-    fn = {"gpuad": lambda: gpuad_w3(_tensor(x3)),
-          "cupy-floor": lambda: cupy_w3(x3), "cupy-one-kernel (ideal)": lambda: cupy_fused_w3(x3)}
-    run = sync(fn[impl])
-    y, g = run()
-    g = g.array if isinstance(g, ad.Tensor) else g
-    sample = cp.asnumpy(x3[:100000]).astype(np.float64)
-    want = (2 * np.sin(sample) * np.cos(sample) - 2 * sample * np.sin(sample) ** 2) * \
-        np.exp(-sample ** 2)
-    np.testing.assert_allclose(cp.asnumpy(g[:100000]), want, atol=3e-6)
-    benchmark.group = "W3 GPU value+gradient, 1e8 float32"
-    benchmark.extra_info.update(impl=impl)
-    benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=2)
+    sync = require_gpu(impl)
+    fn, make = W3_IMPLS[impl]
+    x, want = x3
+    arg = make(x)
+    y, g = fn(arg)
+    check(impl, [y, (g.array if isinstance(g, ad.Tensor) else g)[::STRIDE]], want,
+          rtol=1e-4, atol=3e-6)
+    del y, g
+    timed(benchmark, "W3 GPU value+gradient, 1e8 float32", impl, fn, arg, sync=sync)
 
 
-def _tensor(array):
-    return ad.convert_to_tensor(array)
+def cupy_value_and_gradient(a):
+    saved = []
+    for _ in range(N // 4):
+        saved.append(a)
+        a = cp.tanh(cp.sin(a) * 1.01 + 0.1)
+        saved.append(a)
+    g = cp.ones_like(a)
+    for i in range(N // 4 - 1, -1, -1):
+        x_in, t_out = saved[2 * i], saved[2 * i + 1]
+        g = g * (1 - t_out * t_out) * 1.01 * cp.cos(x_in)
+    return a, g
 
 
-@pytest.mark.parametrize("impl", ["gpuad", "cupy-floor"])
+W1_IMPLS = {"gpuad": (gpuad_value_and_gradient, lambda: ad.constant(0.5, backend="cupy")),
+            "cupy-floor": (cupy_value_and_gradient, lambda: cp.asarray(0.5, cp.float32)),
+            "torch-cuda": (torch_value_and_gradient,
+                           lambda: torch.tensor(0.5, device="cuda")),
+            "jax-gpu": (jax and jax.jit(jax.value_and_grad(peer_forward(jnp))),
+                        lambda: jax.device_put(np.float32(0.5), jax_gpu()))}
+
+
+@pytest.mark.parametrize("impl", list(W1_IMPLS))
 def test_w1_gpu(benchmark, impl):
-    from test_w1_tape_overhead import N, gpuad_value_and_gradient
+    sync = require_gpu(impl)
+    fn, make = W1_IMPLS[impl]
+    arg = make()
+    check(impl, fn(arg), closed_form(), rtol=1e-4)
+    timed(benchmark, "W1 GPU forward+gradient (100-op scalar chain)", impl, fn, arg, ops=N,
+          sync=sync)
 
-    def cupy_value_and_gradient(a):
-        saved = []
-        for _ in range(N // 4):
-            saved.append(a)
-            a = cp.tanh(cp.sin(a) * 1.01 + 0.1)
-            saved.append(a)
-        g = cp.ones_like(a)
-        for i in range(N // 4 - 1, -1, -1):
-            x_in, t_out = saved[2 * i], saved[2 * i + 1]
-            g = g * (1 - t_out * t_out) * 1.01 * cp.cos(x_in)
-        return a, g
-    fn = {"gpuad": lambda: gpuad_value_and_gradient(ad.constant(0.5, backend="cupy")),
-          "cupy-floor": lambda: cupy_value_and_gradient(cp.asarray(0.5, cp.float32))}[impl]
-    run = sync(fn)
-    run()
-    benchmark.group = "W1 GPU forward+gradient (100-op scalar chain)"
-    benchmark.extra_info.update(impl=impl, ops=N)
-    benchmark.pedantic(run, rounds=30, iterations=1, warmup_rounds=3)
+
+W4_IMPLS = {"gpuad": (gpuad_step, lambda p, x, labels, onehot: (
+                [ad.Variable(cp.asarray(a)) for a in p], ad.constant(cp.asarray(x)),
+                ad.constant(cp.asarray(onehot)))),
+            "cupy-floor": (lambda p, x, onehot: numpy_floor(p, x, onehot, xp=cp),
+                           lambda p, x, labels, onehot: (
+                               [cp.asarray(a) for a in p], cp.asarray(x), cp.asarray(onehot))),
+            "torch-cuda": (torch_step, lambda p, x, labels, onehot: (
+                [torch.tensor(a, device="cuda", requires_grad=True) for a in p],
+                torch.tensor(x, device="cuda"), torch.tensor(labels, device="cuda"))),
+            "jax-gpu": (jax_step, lambda p, x, labels, onehot: jax.device_put(
+                (list(p), x, onehot), jax_gpu()))}
+
+
+@pytest.mark.parametrize("impl", list(W4_IMPLS))
+def test_w4_gpu(benchmark, impl):
+    sync = require_gpu(impl)
+    fn, make = W4_IMPLS[impl]
+    params, x, labels, onehot, want = make_data()
+    args = make(params, x, labels, onehot)
+    # TF32 GEMMs would fail this check: off by default in cupy and torch, and jax is set to
+    # "highest" matmul precision in benchlib.py
+    check(impl, fn(*args), want, rtol=1e-3, atol=[1e-4 * np.abs(w).max() for w in want])
+    timed(benchmark, "W4 GPU MLP 784-512-512-10 step, batch 256, float32", impl, fn, *args,
+          sync=sync)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import anp, autograd, check, jax, jnp, require, timed, torch
+from benchlib import anp, autograd, check, jax, jax_cpu, jnp, require, timed, torch
 
 N = 100  # ops per chain
 
@@ -98,8 +98,8 @@ IMPLS = {
         "torch": (torch_value_and_gradient, lambda: torch.tensor(0.5)),
         "autograd": (autograd and autograd.value_and_grad(peer_forward(anp)),
                      lambda: np.float32(0.5)),
-        "jax": (jax and jax.jit(JAX_VG), lambda: jnp.float32(0.5)),
-        "jax (no jit)": (JAX_VG, lambda: jnp.float32(0.5))},
+        "jax": (jax and jax.jit(JAX_VG), lambda: jax_cpu(np.float32(0.5))),
+        "jax (no jit)": (JAX_VG, lambda: jax_cpu(np.float32(0.5)))},
 }
 
 

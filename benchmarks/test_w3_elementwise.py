@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import anp, autograd, check, jax, jnp, require, timed, torch
+from benchlib import anp, autograd, check, jax, jax_cpu, jnp, require, timed, torch
 
 N = 10**7
 
@@ -50,7 +50,7 @@ IMPLS = {"gpuad": (gpuad_w3, ad.convert_to_tensor),
          "numpy-floor": (numpy_floor, lambda x: x),
          "torch": (torch_w3, lambda x: torch.from_numpy(x)),
          "autograd": (autograd and autograd.value_and_grad(peer_f(anp)), lambda x: x),
-         "jax": (jax and jax.jit(jax.value_and_grad(peer_f(jnp))), lambda x: jnp.asarray(x))}
+         "jax": (jax and jax.jit(jax.value_and_grad(peer_f(jnp))), jax_cpu)}
 
 
 @pytest.mark.parametrize("impl", list(IMPLS))

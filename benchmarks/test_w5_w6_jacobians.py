@@ -1,15 +1,20 @@
-"""W5 and W6: full Hessians and Jacobians, side by side with hand-written NumPy and with HIPS
-autograd (when installed: pip install 'gpuad[bench]').
+"""W5 and W6: full Hessians and Jacobians, side by side with hand-written NumPy and with the
+peers (torch.autograd.functional, HIPS autograd, jax; each skipped when not installed).
 
 W5: Hessian of f(x) = sum(tanh(A x)^2), x in R^200, A 200x200, float64; floor: the closed form
     A^T diag(f'') A in NumPy.  Target (issue 4): within 3x of the closed form.
+    Peers: torch.autograd.functional.hessian (vectorize=True; the default, one backward pass
+    per row, shown for reference), autograd.hessian, jax.hessian under jit.
 W6: Jacobian of y = tanh(W x + b), W 256x256, float32; checked against diag(1 - y^2) W.
-    Target (issue 4): at most 0.1x the time of autograd.jacobian.
+    Target (issue 4): at most 0.1x the time of autograd.jacobian.  Peers:
+    torch.autograd.functional.jacobian (vectorize=True, and the default for reference),
+    autograd.jacobian, jax.jacrev and jax.jacfwd under jit.  The floor is that closed form.
 """
 import numpy as np
 import pytest
 
 import gpuad as ad
+from benchlib import anp, autograd, check, jax, jax_cpu, jnp, require, timed, torch
 
 rng = np.random.default_rng(0)
 A5 = rng.normal(size=(200, 200)) / 10
@@ -17,12 +22,6 @@ X5 = rng.normal(size=200)
 W6 = (rng.normal(size=(256, 256)) / 16).astype(np.float32)
 B6 = rng.normal(size=256).astype(np.float32)
 X6 = rng.normal(size=256).astype(np.float32)
-
-try:
-    import autograd
-    import autograd.numpy as anp
-except ImportError:
-    autograd = None
 
 
 def w5_closed_form(x):
@@ -36,9 +35,9 @@ def w5_gpuad(x):
     return ad.hessian(lambda v: ad.reduce_sum(ad.tanh(ad.matmul(A, v)) ** 2))(x)
 
 
-def w6_expected():
-    y = np.tanh(W6 @ X6 + B6)
-    return (1 - y * y)[:, None] * W6
+def w6_closed_form(x, w=W6, b=B6):
+    y = np.tanh(w @ x + b)
+    return (1 - y * y)[:, None] * w
 
 
 def w6_gpuad(x):
@@ -46,33 +45,70 @@ def w6_gpuad(x):
     return ad.jacobian(lambda v: ad.tanh(ad.matmul(W, v) + b))(x)
 
 
+def torch_functional(transform, f, *constants, **options):
+    tensors = [torch.from_numpy(c) for c in constants]
+
+    def run(x):
+        return transform(lambda v: f(v, *tensors), x, **options)
+    return run
+
+
+def w5_f(np_, dot):
+    return lambda v: np_.sum(np_.tanh(dot(A5, v)) ** 2)
+
+
+def w6_f(np_, dot):
+    return lambda v: np_.tanh(dot(W6, v) + B6)
+
+
+def torch_w5(v, a):
+    return (torch.tanh(a @ v) ** 2).sum()
+
+
+def torch_w6(v, w, b):
+    return torch.tanh(w @ v + b)
+
+
 W5_IMPLS = {"gpuad": (w5_gpuad, lambda: ad.constant(X5)),
             "numpy-floor (closed form)": (w5_closed_form, lambda: X5)}
-W6_IMPLS = {"gpuad": (w6_gpuad, lambda: ad.constant(X6))}
+W6_IMPLS = {"gpuad": (w6_gpuad, lambda: ad.constant(X6)),
+            "numpy-floor (closed form)": (w6_closed_form, lambda: X6)}
+if torch is not None:
+    functional = torch.autograd.functional
+    W5_IMPLS["torch"] = (torch_functional(functional.hessian, torch_w5, A5, vectorize=True),
+                         lambda: torch.from_numpy(X5))
+    W5_IMPLS["torch (vectorize=False)"] = (torch_functional(functional.hessian, torch_w5, A5),
+                                           lambda: torch.from_numpy(X5))
+    W6_IMPLS["torch"] = (torch_functional(functional.jacobian, torch_w6, W6, B6, vectorize=True),
+                         lambda: torch.from_numpy(X6))
+    W6_IMPLS["torch (vectorize=False)"] = (torch_functional(functional.jacobian, torch_w6, W6, B6),
+                                           lambda: torch.from_numpy(X6))
 if autograd is not None:
-    W5_IMPLS["autograd"] = (autograd.hessian(lambda v: anp.sum(anp.tanh(anp.dot(A5, v)) ** 2)),
-                            lambda: X5)
-    W6_IMPLS["autograd"] = (autograd.jacobian(lambda v: anp.tanh(anp.dot(W6, v) + B6)),
-                            lambda: X6)
+    W5_IMPLS["autograd"] = (autograd.hessian(w5_f(anp, anp.dot)), lambda: X5)
+    W6_IMPLS["autograd"] = (autograd.jacobian(w6_f(anp, anp.dot)), lambda: X6)
+if jax is not None:
+    W5_IMPLS["jax"] = (jax.jit(jax.hessian(w5_f(jnp, jnp.dot))), lambda: jax_cpu(X5))
+    W6_IMPLS["jax"] = (jax.jit(jax.jacrev(w6_f(jnp, jnp.dot))), lambda: jax_cpu(X6))
+    W6_IMPLS["jax (jacfwd)"] = (jax.jit(jax.jacfwd(w6_f(jnp, jnp.dot))), lambda: jax_cpu(X6))
+PEERS = ["torch", "torch (vectorize=False)", "autograd", "jax"]
 
 
-@pytest.mark.parametrize("impl", list(W5_IMPLS))
+@pytest.mark.parametrize("impl", list(W5_IMPLS) + [p for p in PEERS if p not in W5_IMPLS])
 def test_w5_hessian(benchmark, impl):
+    require(impl)
     fn, make = W5_IMPLS[impl]
     with ad.backend("numpy"):
         arg = make()
-        np.testing.assert_allclose(np.asarray(fn(arg)), w5_closed_form(X5), rtol=1e-9, atol=1e-12)
-        benchmark.group = "W5 Hessian of sum(tanh(Ax)^2), n=200, float64"
-        benchmark.extra_info.update(impl=impl)
-        benchmark.pedantic(fn, args=(arg,), rounds=30, iterations=1, warmup_rounds=2)
+        check(impl, [fn(arg)], [w5_closed_form(X5)], rtol=1e-9, atol=1e-12)
+        timed(benchmark, "W5 Hessian of sum(tanh(Ax)^2), n=200, float64", impl, fn, arg)
 
 
-@pytest.mark.parametrize("impl", list(W6_IMPLS))
+@pytest.mark.parametrize("impl", list(W6_IMPLS) + [p for p in PEERS if p not in W6_IMPLS])
 def test_w6_jacobian(benchmark, impl):
+    require(impl)
     fn, make = W6_IMPLS[impl]
     with ad.backend("numpy"):
         arg = make()
-        np.testing.assert_allclose(np.asarray(fn(arg)), w6_expected(), rtol=1e-5, atol=1e-6)
-        benchmark.group = "W6 Jacobian of tanh(Wx+b), 256x256, float32"
-        benchmark.extra_info.update(impl=impl)
-        benchmark.pedantic(fn, args=(arg,), rounds=20, iterations=1, warmup_rounds=2)
+        want = w6_closed_form(*(a.astype(np.float64) for a in (X6, W6, B6)))
+        check(impl, [fn(arg)], [want], rtol=1e-5, atol=1e-6)
+        timed(benchmark, "W6 Jacobian of tanh(Wx+b), 256x256, float32", impl, fn, arg)

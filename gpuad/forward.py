@@ -11,7 +11,7 @@ import numpy
 
 from . import tape as _tape
 from .tape import UnconnectedGradients, _flatten, _state
-from .tensor import Tensor, convert_like, next_id
+from .tensor import Tensor, convert_like
 
 
 def _stack_batch(parts):
@@ -105,7 +105,7 @@ class ForwardAccumulator:
                 raise ValueError(f"ForwardAccumulator: tangent {i} is {t.dtype}{list(t.shape)} "
                                  f"but its primal is {p.dtype}{list(p.shape)}")
             if not p._id:
-                p._id = next_id()
+                _tape.give_id(p)  # atomically: another thread may watch p now
             self._tangents[p._id] = t
             self._ids.add(p._id)
 

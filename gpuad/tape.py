@@ -142,6 +142,15 @@ def read_variable(var):
     return out
 
 
+def give_id(t):
+    """Give a watched tensor its id, once: two threads may watch one tensor at the same
+    time, and each tape must keep the id that the tensor ends up with."""
+    with _lock:
+        if not t._id:
+            t._id = next_id()
+    return t._id
+
+
 def as_input(x):
     """An op's input: a Variable is read (and so recorded) while a tape records."""
     if type(x) is Variable and ACTIVE and _state.stack:
@@ -332,7 +341,7 @@ class GradientTape:
         if t.dtype.kind not in "fc":  # only floating tensors are ever watched or recorded
             return
         if not t._id:
-            t._id = next_id()
+            give_id(t)
         self._ids.add(t._id)
         if isinstance(t, Variable):
             self._variables.setdefault(t._id, t)
