@@ -6,6 +6,7 @@ autograd, jax), and writes the table as latest.md and latest.json to $GPUAD_BENC
 Run: ``python -m pytest benchmarks --benchmark-enable``.
 """
 import datetime
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -63,17 +64,28 @@ def _machine():
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    versions = [f"python {sys.version.split()[0]}", f"numpy {numpy.__version__}"]
-    for name in ("torch", "autograd", "jax", "cupy"):
-        module = sys.modules.get(name)
-        if module is not None:
-            versions.append(f"{name} {getattr(module, '__version__', '?')}")
+    if backends.CUDA_AVAILABLE:
+        props = backends.cupy.cuda.runtime.getDeviceProperties(0)
+        cpu = f"{props['name'].decode()} + {cpu}"
+    versions = [f"python {sys.version.split()[0]}"]
+    for name in ("numpy", "torch", "autograd", "jax", "cupy"):
+        if name in sys.modules:
+            try:
+                versions.append(f"{name} {importlib.metadata.version(name)}")
+            except importlib.metadata.PackageNotFoundError:  # cupy-cuda13x and the like
+                versions.append(f"{name} {getattr(sys.modules[name], '__version__', '?')}")
     return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, "
             f"{os.cpu_count()} CPUs, " + ", ".join(versions))
 
 
 def _fmt(ratio):
     return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def _times(r):  # "median", "min-max", in ms from 1 ms up
+    scale, unit = (1e-3, "ms") if r["unit"] == "us" and r["median_us"] >= 1000 else (1, r["unit"])
+    return (f"{r['median_us'] * scale:.3f} {unit}",
+            f"{r['min_us'] * scale:.3f}-{r['max_us'] * scale:.3f}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -84,12 +96,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     lines = ["| workload | implementation | median | min-max | rounds | " +
              " | ".join(f"vs {ref}" for ref in refs) + " |", "|---" * (5 + len(refs)) + "|"]
     for r in sorted(rows, key=lambda r: (r["group"], r["vs_floor"] or 0, r["median_us"])):
-        lines.append(f"| {r['group']} | {r['impl']} | {r['median_us']:.3f} {r['unit']} | "
-                     f"{r['min_us']:.3f}-{r['max_us']:.3f} | {r['rounds']} | " +
+        lines.append(f"| {r['group']} | {r['impl']} | " + " | ".join(_times(r)) +
+                     f" | {r['rounds']} | " +
                      " | ".join(_fmt(r[f"vs_{ref}"]) for ref in refs) + " |")
     machine = _machine()
     terminalreporter.write_sep("=", "gpuad benchmarks: medians and ratios of medians")
-    terminalreporter.write_line(machine + "\n\n" + "\n".join(lines))
+    terminalreporter.write_line("\n".join([machine] + lines))  # no blank line: gpu_check.sh
     default = RESULTS / ("gpu-latest" if backends.CUDA_AVAILABLE else "cpu-latest")
     path = pathlib.Path(os.environ.get("GPUAD_BENCH_OUT") or default)
     path.mkdir(parents=True, exist_ok=True)
