@@ -12,6 +12,7 @@ Examples
 'numpy'
 """
 import contextlib
+import math
 import os
 import threading
 
@@ -174,7 +175,7 @@ def launch_elementwise(spec, preamble, args, render):
     arrays = [a for a in args if type(a) is cupy_ndarray]
     if not arrays:
         return elementwise_kernel(*spec, preamble=preamble)(*args)
-    shape = max((a.shape for a in arrays), key=lambda s: int(numpy.prod(s)))
+    shape = max((a.shape for a in arrays), key=math.prod)
     ctype = _CONTIGUOUS_DTYPES.get(next(a.dtype for a in arrays if a.dtype != numpy.bool_)
                                    if any(a.dtype != numpy.bool_ for a in arrays) else None)
     kinds = []
@@ -196,7 +197,7 @@ def launch_elementwise(spec, preamble, args, render):
         kernel = _kernel_cache[key] = cupy.RawKernel(source, name, options=("--std=c++17",))
     dtype = numpy.float32 if ctype == "float" else numpy.float64
     outs = [cupy.empty(shape, dtype) for _ in spec[1].split(",")]
-    n = int(numpy.prod(shape))
+    n = math.prod(shape)
     if n:
         threads, width = 256, 4 if ctype == "float" else 2
         blocks = max(1, min((n // width + threads - 1) // threads, 132 * 32))

@@ -260,6 +260,7 @@ class Elementwise:
         self.save = eval(f"lambda {', '.join(entry.inputs)}, out: "
                          f"({''.join(n + ', ' for n in entry.saves)})")
         self._numpy_rules, self._cuda_rules, self._jvp_rules, self._gradient_ops = {}, {}, {}, {}
+        self._cuda_forward, self._cuda_jvps = None, {}
 
     def __repr__(self):
         return f"<gpuad elementwise primitive {self.name}>"
@@ -272,8 +273,10 @@ class Elementwise:
                      if hasattr(v, "dtype") and n not in self.entry.ctypes)
         if dtype.kind != "f":  # integer arithmetic: CuPy's ufuncs, as NumPy's
             return _cupy_namespace()["fwd_" + self.name](*values)
-        kernel = _kernel(_table.forward_kernel_spec(self.entry))
-        return kernel(*[dtype.type(v) if isinstance(v, numbers.Number) else v for v in values])
+        if self._cuda_forward is None:
+            self._cuda_forward = _kernel(_table.forward_kernel_spec(self.entry))
+        return self._cuda_forward(*[dtype.type(v) if isinstance(v, numbers.Number) else v
+                                    for v in values])
 
     def _gradient_op(self, wrt):
         """The elementwise primitive ``g * d_wrt`` (see :func:`gpuad.table.gradient_entry`)."""
@@ -322,13 +325,17 @@ class Elementwise:
             return rule(*tangents, *saved)
         raw = [t._value for t in tangents]
         if type(raw[0]) is cupy_ndarray:
-            spec = _table.jvp_kernel_spec(self.entry, has)
-            names = [p.split()[1] for p in spec[0].split(",")]
+            launch_and_names = self._cuda_jvps.get(has)
+            if launch_and_names is None:
+                spec = _table.jvp_kernel_spec(self.entry, has)
+                launch_and_names = self._cuda_jvps[has] = (
+                    _kernel(spec), [p.split()[1] for p in spec[0].split(",")])
+            launch, names = launch_and_names
             values = dict(zip([f"t{n}" for n, h in zip(self.entry.inputs, has) if h], raw))
             T = raw[0].dtype.type
             values.update((n, T(v) if isinstance(v, numbers.Number) else v) for n, v in
                           zip(self.entry.saves, [_tape._as_raw(v) for v in saved]))
-            return _wrap(_kernel(spec)(*[values[n] for n in names]))
+            return _wrap(launch(*[values[n] for n in names]))
         return _wrap(self._jvp_rule(has, _NUMPY_NS, _UNWRAP)(*raw, *saved))
 
     def _jvp_rule(self, has, namespace, prologue):
@@ -472,6 +479,11 @@ def _make_unary(prim):
                 except MemoryError as error:
                     raise _out_of_memory(prim.name, error) from None
                 out._id = 0
+                if _tape.ACTIVE and x._id and differentiable:
+                    record_ids(prim, (x._id,), out, save(x, out), None)
+                return out
+            if type(v) is cupy_ndarray and v.dtype in _FLOATS:  # one fused kernel
+                out = _wrap(prim.cupy_forward((v,)))
                 if _tape.ACTIVE and x._id and differentiable:
                     record_ids(prim, (x._id,), out, save(x, out), None)
                 return out
