@@ -364,7 +364,7 @@ class Elementwise:
                     grads.append(zeros_like(g))
                 else:
                     op = self._gradient_op(name)
-                    grads.append(_call_elementwise(op, (g,) + tuple(
+                    grads.append(_run_elementwise(op, (g,) + tuple(
                         values[n] for n in op.entry.arguments)))
             if shapes is not None:
                 grads = [sum_to_shape(gi, s) if gi is not None and s is not None else gi
@@ -461,6 +461,20 @@ def _call_elementwise(prim, args):
     out = _wrap(value)
     if _tape.ACTIVE:
         _record_elementwise(prim, tuple(inputs), out)
+    return out
+
+
+def _run_elementwise(prim, inputs):
+    """Run ``prim`` on inputs already known to agree in dtype and backend (a gradient op's
+    cotangent and saved values): the checks of :func:`_call_elementwise` are skipped."""
+    values = [x._value if isinstance(x, Tensor) else x for x in inputs]
+    if type(values[0]) is cupy_ndarray:
+        value = prim.cupy_forward(values)
+    else:
+        value = prim.numpy_forward(*values, out=_ELLIPSIS)
+    out = _wrap(value)
+    if _tape.ACTIVE:
+        _record_elementwise(prim, inputs, out)
     return out
 
 
