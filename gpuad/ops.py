@@ -286,13 +286,16 @@ class Elementwise:
                 _table.gradient_entry(self.entry, wrt, _ENTRIES))
         return op
 
-    def _rule(self, rules, needs, namespace, prologue):
-        source = _table.python_vjp_source(self.entry, needs, "vjp_" + self.name, prologue)
-        if "T(" in source:
-            source = source.replace("):\n", "):\n    T = g.dtype.type\n" if prologue else
-                                    "):\n    T = float\n", 1)
-        rules[needs] = rule = _compile(source, dict(namespace, Tensor=Tensor), "vjp_" + self.name)
-        return rule
+    def _numpy_rules_for(self, needs):
+        """The NumPy VJP rule as (plain, writing into fresh large intermediates)."""
+        rules = self._numpy_rules.get(needs)
+        if rules is None:
+            rules = self._numpy_rules[needs] = tuple(
+                _compile(_with_literal_type(_table.python_vjp_source(
+                    self.entry, needs, "vjp_" + self.name, _UNWRAP, in_place), "g"),
+                    dict(_NUMPY_NS, Tensor=Tensor), "vjp_" + self.name)
+                for in_place in (False, True))
+        return rules
 
     def _cuda_vjp(self, needs, g, values):
         rule = self._cuda_rules.get(needs)
@@ -342,11 +345,10 @@ class Elementwise:
         key = (has, namespace is _GPUAD_NS)
         rule = self._jvp_rules.get(key)
         if rule is None:
-            source = _table.python_jvp_source(self.entry, has, "jvp_" + self.name, prologue)
-            if "T(" in source:
-                first = next(f"t{n}" for n, h in zip(self.entry.inputs, has) if h)
-                source = source.replace("):\n", f"):\n    T = {first}.dtype.type\n" if prologue
-                                        else "):\n    T = float\n", 1)
+            source = _table.python_jvp_source(self.entry, has, "jvp_" + self.name, prologue,
+                                              in_place=bool(prologue))
+            first = next(f"t{n}" for n, h in zip(self.entry.inputs, has) if h)
+            source = _with_literal_type(source, first if prologue else None)
             rule = self._jvp_rules[key] = _compile(source, dict(namespace, Tensor=Tensor),
                                                    "jvp_" + self.name)
         return rule
@@ -373,13 +375,21 @@ class Elementwise:
         if type(g) is cupy_ndarray or type(g) is Tensor and type(g._value) is cupy_ndarray:
             grads = self._cuda_vjp(needs, _tape._as_raw(g), [_tape._as_raw(s) for s in saved])
         else:  # the rendered expression with NumPy's ufuncs
-            rule = self._numpy_rules.get(needs) or \
-                self._rule(self._numpy_rules, needs, _NUMPY_NS, _UNWRAP)
-            grads = rule(g, *saved)
+            plain, in_place = self._numpy_rules_for(needs)
+            grads = (in_place if g.size >= _IN_PLACE_MIN else plain)(g, *saved)
         if shapes is not None:
             grads = [_raw_sum_to_shape(gi, s) if gi is not None and s is not None else gi
                      for gi, s in zip(grads, shapes)]
         return grads
+
+
+def _with_literal_type(source, name):
+    """Bind ``T``, the type of the rendered literals: ``name``'s dtype (NumPy) or ``float``
+    (gpuad ops, whose Python scalars take the tensor's dtype)."""
+    if "T(" not in source:
+        return source
+    return source.replace("):\n", f"):\n    T = {name}.dtype.type\n" if name else
+                          "):\n    T = float\n", 1)
 
 
 def _raw_sum_to_shape(value, shape):

@@ -288,12 +288,12 @@ def jvp_expr(entry, tangents):
     return total
 
 
-def python_vjp_source(entry, needs, fname, prologue=""):
+def python_vjp_source(entry, needs, fname, prologue="", in_place=False):
     """Source of ``def fname(g, <saves>)`` returning one gradient (or None) per input.
 
     ``prologue`` (a format string over ``{name}``) is run first for ``g`` and each saved
     name, e.g. to unwrap Tensors; ``T`` -- the type of literals -- must be bound by the
-    namespace or by a prologue line.  A partial that is identically 0 (sign) gives
+    namespace or by a prologue line; ``in_place`` lets NumPy ops reuse fresh buffers.  A partial that is identically 0 (sign) gives
     ``zeros_like(g)``.
     """
     parts = []
@@ -303,19 +303,19 @@ def python_vjp_source(entry, needs, fname, prologue=""):
         elif _is_const(expr):
             parts.append("zeros_like(g)")
         else:
-            parts.append(python_source(expr, in_place=bool(prologue)))
+            parts.append(python_source(expr, in_place=in_place))
     names = ("g",) + entry.saves
     head = "".join(prologue.format(name=n) for n in names if prologue)
     return f"def {fname}({', '.join(names)}):\n{head}    return ({', '.join(parts)},)\n"
 
 
-def python_jvp_source(entry, has_tangent, fname, prologue=""):
+def python_jvp_source(entry, has_tangent, fname, prologue="", in_place=False):
     """Source of ``def fname(<t_x for inputs with a tangent>, <saves>)`` returning the output's
     tangent ``sum_x t_x * d_x`` (``zeros_like`` of the tangent when that is identically 0)."""
     tangents = [f"t{n}" if has else None for n, has in zip(entry.inputs, has_tangent)]
     expr = jvp_expr(entry, tangents)
     body = f"zeros_like({next(t for t in tangents if t)})" if _is_const(expr) else \
-        python_source(expr, in_place=bool(prologue))
+        python_source(expr, in_place=in_place)
     names = tuple(t for t in tangents if t) + entry.saves
     head = "".join(prologue.format(name=n) for n in names if prologue)
     return f"def {fname}({', '.join(names)}):\n{head}    return {body}\n"

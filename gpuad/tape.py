@@ -214,10 +214,8 @@ def _add_cotangents(a, b):
 def _accumulate(grads, i, gi):
     """grads[i] += gi: in place when nothing but ``grads`` holds the old array (NumPy's own
     temporary elision, by reference count), else a new sum."""
-    old = grads.get(i)
-    if old is None:
-        grads[i] = gi
-    elif type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.size >= 1 << 16 \
+    old = grads[i]
+    if type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.size >= 1 << 16 \
             and old.base is None and old.flags.writeable and sys.getrefcount(old) == 3 \
             and old.dtype == gi.dtype and old.shape == numpy.broadcast_shapes(old.shape,
                                                                              gi.shape):
@@ -269,7 +267,10 @@ def backward(tape, cotangents, source_ids, release=False):
             differentiable = bool(outer) and _seen_by(outer, g, saved)
             for i, gi in zip(input_ids, prim.vjp(g, saved, attrs, needs, differentiable)):
                 if gi is not None and i:
-                    _accumulate(grads, i, gi)
+                    if i in grads:
+                        _accumulate(grads, i, gi)
+                    else:
+                        grads[i] = gi
     return grads
 
 
