@@ -515,6 +515,25 @@ def _make_unary(prim):
     return op
 
 
+def _cupy_pair(xv, yv):
+    """Two CuPy arrays of one floating dtype, or one and a Python float: one fused kernel."""
+    tx, ty = type(xv), type(yv)
+    if tx is cupy_ndarray and ty is cupy_ndarray:
+        return xv.dtype is yv.dtype and xv.dtype in _FLOATS
+    array = xv if tx is cupy_ndarray else yv
+    return (tx is float or ty is float) and array.dtype in _FLOATS
+
+
+def _cupy_binary(prim, x, y, xv, yv):
+    try:
+        out = _wrap(prim.cupy_forward((xv, yv)))
+    except ValueError as error:
+        _shape_error(prim, (xv, yv), error)
+    if _tape.ACTIVE and prim.differentiable:
+        _record_elementwise(prim, (x, y), out)
+    return out
+
+
 def _make_binary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
     record_ids, save, differentiable = _tape.record_ids, prim.save, prim.differentiable
@@ -538,8 +557,10 @@ def _make_binary(prim):
             xv, yv = x, y._value
             fast = type(yv) is ndarray and yv.dtype in (_FLOATS if tx is float else dtypes)
         else:
-            fast = False
+            xv = yv = fast = None
         if not fast:
+            if type(xv if tx is Tensor else yv) is cupy_ndarray and _cupy_pair(xv, yv):
+                return _cupy_binary(prim, x, y, xv, yv)
             return _call_elementwise(prim, (x, y))
         try:
             value = forward(xv, yv, out=_ELLIPSIS)
