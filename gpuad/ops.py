@@ -507,7 +507,10 @@ def _make_unary(prim):
                     record_ids(prim, (x._id,), out, save(x, out), None)
                 return out
             if type(v) is cupy_ndarray and v.dtype in _FLOATS:  # one fused kernel
-                out = _wrap(prim.cupy_forward((v,)))
+                try:
+                    out = _wrap(prim.cupy_forward((v,)))
+                except MemoryError as error:
+                    raise _out_of_memory(prim.name, error) from None
                 if _tape.ACTIVE and x._id and differentiable:
                     record_ids(prim, (x._id,), out, save(x, out), None)
                 return out
@@ -529,6 +532,8 @@ def _cupy_binary(prim, x, y, xv, yv):
         out = _wrap(prim.cupy_forward((xv, yv)))
     except ValueError as error:
         _shape_error(prim, (xv, yv), error)
+    except MemoryError as error:
+        raise _out_of_memory(prim.name, error) from None
     if _tape.ACTIVE and prim.differentiable:
         _record_elementwise(prim, (x, y), out)
     return out
