@@ -13,7 +13,6 @@ import pathlib
 import platform
 import sys
 
-import numpy
 import pytest
 
 from gpuad import backends

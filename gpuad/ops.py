@@ -5,7 +5,6 @@ Elementwise ops are generated from the derivative table (:mod:`gpuad.table`): on
 CuPy (one fused kernel) and as gpuad ops (the differentiable path).  Every other primitive is a
 forward on raw arrays plus a VJP written with gpuad ops, so it is differentiable again.
 """
-import builtins
 import numbers
 
 import numpy

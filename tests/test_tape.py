@@ -1,7 +1,6 @@
 """GradientTape and the function transforms: every semantic of API.md, errors included."""
 import gc
 import threading
-import warnings
 import weakref
 
 import numpy as np
@@ -136,13 +135,14 @@ def test_stop_recording():
 
 def test_reset_forgets_the_record():
     x = ad.constant(2.0)
-    with ad.GradientTape() as tape:
+    with ad.GradientTape(persistent=True) as tape:
         tape.watch(x)
         y = x * x
         tape.reset()
         tape.watch(x)
         z = x * 3.0
     assert float(tape.gradient(z, x)) == 3.0
+    assert tape.gradient(y, x) is None  # recorded before the reset: forgotten
 
 
 def test_variables_are_watched_when_read_unless_disabled_or_untrainable():
