@@ -8,6 +8,9 @@ comparisons) are listed in NOT_DIFFERENTIABLE with a value check instead.
 
 The entries live in the registry_*.py modules beside this file, one per area.
 """
+import importlib
+import pathlib
+
 import numpy as np
 
 REGISTRY = {}            # op name -> [(case function, [input arrays]), ...]
@@ -26,3 +29,8 @@ def register_value_check(name, check):
 
 def rng(seed=0):
     return np.random.default_rng(seed)
+
+
+# every registry_*.py beside this file adds its entries when imported
+for _path in sorted(pathlib.Path(__file__).resolve().parent.glob("registry_*.py")):
+    importlib.import_module(_path.stem)

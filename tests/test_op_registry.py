@@ -8,14 +8,6 @@ import gpuad as ad
 from gpuad import table
 from gpuad.testing import check_gradients
 from op_registry import NOT_DIFFERENTIABLE, REGISTRY
-import registry_core  # noqa: F401  (each registry_* module adds its entries on import)
-
-for _module in ("registry_reductions_nn", "registry_linalg_shape"):
-    try:
-        __import__(_module)
-    except ModuleNotFoundError as error:
-        if error.name != _module:
-            raise
 
 # the public API that is not an op: transforms, tapes, tensors, backends, modules
 NOT_OPS = {
