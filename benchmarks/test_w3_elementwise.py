@@ -62,3 +62,23 @@ def test_w3_elementwise(benchmark, impl, data):
         arg = make(x)
         check(impl, fn(arg), want, rtol=1e-4, atol=3e-6)
         timed(benchmark, "W3 value+gradient, 1e7 float32 (CPU)", impl, fn, arg)
+
+
+def test_w3_peak_memory(data, capsys):
+    """Peak memory (tracemalloc sees NumPy's buffers) of gpuad's value and gradient against
+    the NumPy floor's, the input excluded; issue 3's target is at most 1.5x."""
+    import tracemalloc
+    x = data[0]
+    peaks = {}
+    for impl, (fn, make) in [("gpuad", IMPLS["gpuad"]), ("numpy-floor", IMPLS["numpy-floor"])]:
+        arg = make(x)
+        fn(arg)
+        tracemalloc.start()
+        fn(arg)
+        peaks[impl] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    ratio = peaks["gpuad"] / peaks["numpy-floor"]
+    with capsys.disabled():
+        print(f"\nW3 peak memory: gpuad {peaks['gpuad'] / 1e6:.0f} MB, numpy-floor "
+              f"{peaks['numpy-floor'] / 1e6:.0f} MB, ratio {ratio:.2f}x")
+    assert ratio <= 1.501  # 1.5x in arrays; the tape's own records add a few kilobytes
