@@ -335,6 +335,15 @@ def _stack_jvp(tangents, saved, out, attrs, batch):
 _STACK = Primitive("stack", lambda g, saved, attrs, needs: unstack(g, attrs), _stack_jvp)
 
 
+def tensor_list(op, values):
+    """The tensors of a non-empty list argument, all on one backend (stack, concat)."""
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"{op}: expected a non-empty list of tensors")
+    tensors = [_tensor(v, op, f"values[{i}]") for i, v in enumerate(values)]
+    _same_backend(op, tensors)
+    return tensors
+
+
 def stack(values, axis=0):
     """Stack a list of tensors of one shape along a new axis.
 
@@ -342,10 +351,7 @@ def stack(values, axis=0):
     >>> ad.stack([ad.constant([1.0, 2.0]), ad.constant([3.0, 4.0])], axis=1).shape
     (2, 2)
     """
-    if not isinstance(values, (list, tuple)) or not values:
-        raise ValueError("stack: expected a non-empty list of tensors")
-    tensors = [_tensor(v, "stack", f"values[{i}]") for i, v in enumerate(values)]
-    _same_backend("stack", tensors)
+    tensors = tensor_list("stack", values)
     first = tensors[0]
     for i, t in enumerate(tensors):
         if t.shape != first.shape or t.dtype != first.dtype:
@@ -555,8 +561,3 @@ def identity(x):
     """A new tensor with the value of ``x`` (gradient: the identity), as ``tf.identity``."""
     x = _tensor(x, "identity")
     return _apply(_tape._IDENTITY, (x,), x._value)
-
-
-def concat_batches(parts):
-    """Join tensors along their first axis (chunks of a batch), differentiably."""
-    return stack([row for part in parts for row in unstack(part)])

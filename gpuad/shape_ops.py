@@ -10,7 +10,8 @@ import numbers
 import numpy
 
 from . import backends as _backend
-from .array_ops import _axes, _shape_tuple, broadcast_to, getitem, reshape, transpose
+from .array_ops import (_axes, _shape_tuple, broadcast_to, getitem, reshape, tensor_list,
+                        transpose)
 from .ops import _apply, _same_backend, _tensor
 from .tape import Primitive
 from .tensor import Tensor, convert_like, convert_to_tensor, wrap
@@ -105,10 +106,7 @@ def concat(values, axis):
     >>> ad.concat([ad.zeros((2, 1)), ad.ones((2, 3))], axis=1).shape
     (2, 4)
     """
-    if not isinstance(values, (list, tuple)) or not values:
-        raise ValueError("concat: expected a non-empty list of tensors")
-    tensors = [_tensor(v, "concat", f"values[{i}]") for i, v in enumerate(values)]
-    _same_backend("concat", tensors)
+    tensors = tensor_list("concat", values)
     first = tensors[0]
     if first.ndim == 0:
         raise ValueError("concat: cannot concatenate 0-d tensors (use stack)")

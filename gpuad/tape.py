@@ -528,7 +528,8 @@ class GradientTape:
 
     def _jacobian_columns(self, target, source, per_example):
         """Forward mode replayed with the source's basis: (n_in, *target.shape)."""
-        from . import array_ops, forward
+        from . import forward
+        from .shape_ops import concat
         seeds = forward.basis(source, per_example)
         chunk = max(1, (1 << 22) // max(1, target.size, source.size))
         parts = []
@@ -538,7 +539,7 @@ class GradientTape:
             if t is None:
                 return None
             parts.append(t)
-        return parts[0] if len(parts) == 1 else array_ops.concat_batches(parts)
+        return parts[0] if len(parts) == 1 else concat(parts, 0)
 
     def _gradient(self, targets, output_gradients, sources, unconnected):
         from . import array_ops as ops
