@@ -99,3 +99,15 @@ def timed(benchmark, group, impl, fn, *args, ops=1, sync=None, max_rounds=300):
                            warmup_rounds=min(10, rounds // 10))
     else:
         benchmark.pedantic(run, args=args, setup=sync, rounds=rounds, warmup_rounds=1)
+
+
+def interleaved(calls, rounds):
+    """Medians (s) of each ``name: (fn, arg)`` of ``calls``, run in turn call by call for
+    ``rounds`` rounds: on a shared machine a burst of noise then hits every one of them."""
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, (fn, arg) in calls.items():
+            start = time.perf_counter()
+            fn(arg)
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import anp, autograd, check, jax, jax_cpu, jnp, require, timed, torch
+from benchlib import (anp, autograd, check, interleaved, jax, jax_cpu, jnp, require, timed,
+                      torch)
 
 N = 100  # ops per chain
 
@@ -120,19 +121,13 @@ def test_w1_tape_overhead(benchmark, mode, impl):
 def test_w1_interleaved_ratios(capsys):
     """The issue-2 ratios measured robustly on a shared machine: gpuad and the NumPy floor
     alternate call by call, so a burst of noise hits both; medians of 400 pairs."""
-    import time
     x, a = ad.constant(0.5), np.array(0.5, np.float32)
     lines = []
     for mode, ours, floor in [("forward", gpuad_forward, numpy_forward),
                               ("forward+gradient", gpuad_value_and_gradient,
                                numpy_value_and_gradient)]:
-        times = ([], [])
-        for _ in range(400):
-            for fn, arg, out in ((ours, x, times[0]), (floor, a, times[1])):
-                start = time.perf_counter()
-                fn(arg)
-                out.append(time.perf_counter() - start)
-        ours_median, floor_median = (sorted(t)[len(t) // 2] / N * 1e6 for t in times)
+        medians = interleaved({"gpuad": (ours, x), "numpy-floor": (floor, a)}, rounds=400)
+        ours_median, floor_median = (medians[k] / N * 1e6 for k in ("gpuad", "numpy-floor"))
         lines.append(f"W1 {mode}, interleaved: gpuad {ours_median:.3f} us/op, numpy-floor "
                      f"{floor_median:.3f} us/op, {ours_median / floor_median:.2f}x")
     with capsys.disabled():

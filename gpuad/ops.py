@@ -5,6 +5,7 @@ Elementwise ops are generated from the derivative table (:mod:`gpuad.table`): on
 CuPy (one fused kernel) and as gpuad ops (the differentiable path).  Every other primitive is a
 forward on raw arrays plus a VJP written with gpuad ops, so it is differentiable again.
 """
+import math
 import numbers
 
 import numpy
@@ -165,13 +166,28 @@ _IN_PLACE_MIN = 1 << 16  # below this, checking costs more than an allocation sa
 
 
 def _into(ufunc, k, *args):
-    """``ufunc(*args)``, written into ``args[k]`` (a fresh intermediate) when it is a large
-    array of the result's shape: one allocation (and its page faults) fewer."""
-    buffer = args[k]
-    if type(buffer) is ndarray and buffer.size >= _IN_PLACE_MIN and \
-            buffer.shape == numpy.broadcast_shapes(*[numpy.shape(a) for a in args]):
+    """``ufunc(*args)``, written into ``args[k]`` (a fresh intermediate that only this op
+    reads) when it is a large array of the result's shape, else into a pooled buffer when the
+    result is large (``k=None``: no fresh argument)."""
+    buffer = args[k] if k is not None else None
+    if type(buffer) is ndarray and buffer.size < _IN_PLACE_MIN:
+        return ufunc(*args)
+    shape = numpy.broadcast_shapes(*[numpy.shape(a) for a in args])
+    if type(buffer) is ndarray and buffer.shape == shape:
         return ufunc(*args, out=buffer)
-    return ufunc(*args)
+    dtype = numpy.result_type(*args)
+    return ufunc(*args, out=_numpy_out(shape, dtype)) if dtype.kind == "f" else ufunc(*args)
+
+
+_POOL_MIN_BYTES = _backend.POOL_MIN_BYTES
+
+
+def _numpy_out(shape, dtype):
+    """The ``out`` of an op's ufunc: a pooled buffer when large, else ``...`` (NumPy then
+    returns a 0-d array as an array, not a scalar)."""
+    if math.prod(shape) * dtype.itemsize >= _POOL_MIN_BYTES:
+        return _backend.empty(shape, dtype)
+    return _ELLIPSIS
 
 
 _SAME_SIZE_INT = {2: numpy.int16, 4: numpy.int32, 8: numpy.int64}
@@ -338,14 +354,15 @@ class Elementwise:
             values.update((n, T(v) if isinstance(v, numbers.Number) else v) for n, v in
                           zip(self.entry.saves, [_tape._as_raw(v) for v in saved]))
             return _wrap(launch(*[values[n] for n in names]))
-        return _wrap(self._jvp_rule(has, _NUMPY_NS, _UNWRAP)(*raw, *saved))
+        rule = self._jvp_rule(has, _NUMPY_NS, _UNWRAP, raw[0].size >= _IN_PLACE_MIN)
+        return _wrap(rule(*raw, *saved))
 
-    def _jvp_rule(self, has, namespace, prologue):
-        key = (has, namespace is _GPUAD_NS)
+    def _jvp_rule(self, has, namespace, prologue, in_place=False):
+        key = (has, namespace is _GPUAD_NS, in_place)
         rule = self._jvp_rules.get(key)
         if rule is None:
             source = _table.python_jvp_source(self.entry, has, "jvp_" + self.name, prologue,
-                                              in_place=bool(prologue))
+                                              in_place=in_place)
             first = next(f"t{n}" for n, h in zip(self.entry.inputs, has) if h)
             source = _with_literal_type(source, first if prologue else None)
             rule = self._jvp_rules[key] = _compile(source, dict(namespace, Tensor=Tensor),
@@ -490,6 +507,7 @@ def _run_elementwise(prim, inputs):
 def _make_unary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
     record_ids, save, differentiable = _tape.record_ids, prim.save, prim.differentiable
+    pool_min = _POOL_MIN_BYTES
 
     def op(x):
         # fast path: a NumPy tensor of a supported dtype (the rest: _call_elementwise)
@@ -498,7 +516,8 @@ def _make_unary(prim):
             if type(v) is ndarray and v.dtype in dtypes:
                 out = Tensor()
                 try:
-                    out._value = forward(v, out=_ELLIPSIS)
+                    out._value = forward(v, out=_ELLIPSIS if v.nbytes < pool_min else
+                                         _backend.empty(v.shape, v.dtype))
                 except MemoryError as error:
                     raise _out_of_memory(prim.name, error) from None
                 out._id = 0
@@ -538,9 +557,22 @@ def _cupy_binary(prim, x, y, xv, yv):
     return out
 
 
+def _binary_out(xv, yv):
+    """``out`` for a binary ufunc on NumPy arrays or an array and a Python number: a pooled
+    buffer when an argument is large (two small ones broadcast to a large result are left to
+    NumPy), else ``...``."""
+    a, b = (xv, yv) if type(xv) is ndarray else (yv, xv)
+    if a.nbytes < _POOL_MIN_BYTES and (type(b) is not ndarray or b.nbytes < _POOL_MIN_BYTES):
+        return _ELLIPSIS
+    shape = a.shape if type(b) is not ndarray or b.shape == a.shape else \
+        numpy.broadcast_shapes(a.shape, b.shape)
+    return _backend.empty(shape, a.dtype)
+
+
 def _make_binary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
     record_ids, save, differentiable = _tape.record_ids, prim.save, prim.differentiable
+    pool_min = _POOL_MIN_BYTES
 
     def op(x, y):
         # fast path: NumPy tensors of one supported dtype, or a tensor and a Python number
@@ -567,7 +599,9 @@ def _make_binary(prim):
                 return _cupy_binary(prim, x, y, xv, yv)
             return _call_elementwise(prim, (x, y))
         try:
-            value = forward(xv, yv, out=_ELLIPSIS)
+            value = forward(xv, yv, out=_binary_out(xv, yv) if tx is Tensor and
+                            xv.nbytes >= pool_min or ty is Tensor and yv.nbytes >= pool_min
+                            else _ELLIPSIS)
         except ValueError as error:
             _shape_error(prim, (xv, yv), error)
         except MemoryError as error:

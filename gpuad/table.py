@@ -225,7 +225,8 @@ def _with_out(expr):
 
 class _InPlace(ast.NodeTransformer):
     """``f(fresh, y)`` -> ``_into(f, 0, fresh, y)``: an op may write into the buffer of an
-    intermediate that only it reads (``_into`` checks size, shape and type at run time)."""
+    intermediate that only it reads (``_into`` checks size, shape and type at run time);
+    ``f(x, y)`` -> ``_into(f, None, x, y)``: a large result takes a pooled buffer."""
 
     def visit_BinOp(self, node):
         self.generic_visit(node)
@@ -248,9 +249,10 @@ class _InPlace(ast.NodeTransformer):
     def _into(func, args, node):
         fresh = [i for i, a in enumerate(args) if isinstance(a, (ast.BinOp, ast.UnaryOp)) or
                  isinstance(a, ast.Call) and a.func.id != "T"]
-        if not fresh:
-            return node
-        return ast.Call(ast.Name("_into"), [ast.Name(func), ast.Constant(fresh[0])] + args, [])
+        if not fresh and all(isinstance(a, ast.Call) for a in args):
+            return node  # T(2) * T(3): no array
+        return ast.Call(ast.Name("_into"), [ast.Name(func), ast.Constant(
+            fresh[0] if fresh else None)] + args, [])
 
 
 def python_source(expr, root_out=False, in_place=False):

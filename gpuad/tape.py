@@ -13,12 +13,12 @@ ops, which that tape records, so gradients of gradients work to any order.
 import contextlib
 import enum
 import inspect
-import sys
 import threading
 import warnings
 
 import numpy
 
+from . import backends as _backend
 from .tensor import Tensor, Variable, convert_like, next_id, wrap
 
 
@@ -216,9 +216,8 @@ def _accumulate(grads, i, gi):
     temporary elision, by reference count), else a new sum."""
     old = grads[i]
     if type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.size >= 1 << 16 \
-            and old.base is None and old.flags.writeable and sys.getrefcount(old) == 3 \
-            and old.dtype == gi.dtype and old.shape == numpy.broadcast_shapes(old.shape,
-                                                                             gi.shape):
+            and old.dtype == gi.dtype and _backend.sole_view(old, 2) \
+            and old.shape == numpy.broadcast_shapes(old.shape, gi.shape):
         numpy.add(old, gi, out=old)
     else:
         grads[i] = _add_cotangents(old, gi)

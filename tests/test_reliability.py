@@ -988,11 +988,11 @@ def test_strided_broadcast_and_read_only_arrays_give_the_contiguous_results(layo
 # ===================================================================== 6. no input mutation
 
 def _entry_inputs(name, big, seed=0):
-    """Inputs of table entry ``name`` (in its domain); ``big``: >= 65536 elements, the size
-    at which the NumPy paths start to reuse buffers, with the second input broadcast."""
+    """Inputs of table entry ``name`` (in its domain); ``big``: 1 MiB, the size at which the
+    NumPy paths write into fresh intermediates and pooled buffers, the others broadcast."""
     entry = ENTRIES[name]
     rng = np.random.default_rng(seed)
-    shapes = [(256, 256) if big else (3, 4), (256,) if big else (4,), (256, 1) if big else (3, 1)]
+    shapes = [(512, 256) if big else (3, 4), (256,) if big else (4,), (512, 1) if big else (3, 1)]
     values = []
     for i, arg in enumerate(entry.inputs):
         if arg in entry.ctypes:
