@@ -4,6 +4,7 @@ Each primitive is a forward on raw arrays plus a VJP written with gpuad ops, so 
 tape records the backward pass and it can be differentiated again.
 """
 import builtins
+import math
 import numbers
 
 import numpy
@@ -156,6 +157,8 @@ _RESHAPE = Primitive("reshape", lambda g, saved, attrs, needs: (reshape(g, attrs
 
 
 def _shape_tuple(op, shape):
+    if type(shape) is tuple and all([type(n) is int for n in shape]):
+        return shape
     if isinstance(shape, Tensor):
         shape = shape.numpy().tolist()
     if isinstance(shape, (numbers.Integral, numpy.integer)):
@@ -400,12 +403,22 @@ def _matmul_raw(xp, a, b):
     """``a @ b``, folding a stack of matrices against a single matrix into one GEMM (NumPy
     otherwise runs one small product per matrix of the stack: batched JVPs do this)."""
     if b.ndim == 2 and a.ndim > 2:
-        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
+        return _product(xp, a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
     if a.ndim == 2 and b.ndim > 2:  # (b^T a^T)^T, one GEMM, contiguous like NumPy's result
-        rows = xp.swapaxes(b, -1, -2).reshape(-1, b.shape[-2]) @ a.T
+        rows = _product(xp, xp.swapaxes(b, -1, -2).reshape(-1, b.shape[-2]), a.T)
         return xp.ascontiguousarray(xp.swapaxes(
             rows.reshape(b.shape[:-2] + (b.shape[-1], a.shape[0])), -1, -2))
-    return xp.matmul(a, b)
+    return _product(xp, a, b)
+
+
+def _product(xp, a, b):
+    """``xp.matmul(a, b)``; on NumPy a large result goes into a pooled buffer."""
+    if xp is not numpy:
+        return xp.matmul(a, b)
+    shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    if math.prod(shape) * a.itemsize < _backend.POOL_MIN_BYTES:
+        return numpy.matmul(a, b)
+    return numpy.matmul(a, b, out=_backend.empty(shape, numpy.result_type(a, b)))
 
 
 def matmul(a, b):

@@ -148,7 +148,7 @@ def scatter_add(target, key, values):
 
 # ---------------------------------------------------------------------------- NumPy buffer pool
 
-POOL_MIN_BYTES = 1 << 20   # smaller arrays come quickly from malloc's own free lists
+POOL_MIN_BYTES = 1 << 18   # smaller arrays come quickly from malloc's own free lists
 POOL_FREE_LIMIT = 1 << 30  # the most bytes of free buffers the pool keeps
 
 _pool = {}                 # nbytes -> [uint8 buffers]; a buffer is free when only its list holds it

@@ -151,20 +151,54 @@ class ForwardAccumulator:
         return rebuild(result)
 
 
-def replay(tape, seeds, batch, last_id):
-    """Forward mode over ``tape``'s records: {id: tangent} for every id the seeds reach."""
+def replay(tape, seeds, batch, last_id, basis=False):
+    """Forward mode over ``tape``'s records: {id: tangent} for every id the seeds reach on
+    the way to ``last_id`` (records that ``last_id`` does not depend on are skipped: the
+    forward pass of a gradient's tape, say, whose value the gradient never reads).
+
+    ``basis``: each seed is its source's whole standard basis, so a matrix product of a
+    source (or a reshape of it) with a constant matrix has that matrix as its tangent
+    (:func:`_product_with_basis`): no product with the identity is computed."""
+    from .array_ops import _MATMUL, _RESHAPE
     tangents = dict(seeds)
     first = min(seeds)
-    for oid, (prim, ids, saved, attrs, out) in list(tape._records.items()):
+    records = tape._records
+    needed = {last_id}
+    for oid in reversed(records):
+        if oid in needed:
+            needed.update(records[oid][1])
+    identity = set(seeds) if basis else ()  # ids whose tangent is the standard basis
+    for oid, (prim, ids, saved, attrs, out) in list(records.items()):
         if oid > last_id:
             break
-        if oid < first:
+        if oid < first or oid not in needed:
             continue
         ts = tuple([tangents.get(i) for i in ids])
-        t = jvp_step(prim, ts, saved, out, attrs, batch)
+        t = None
+        if identity and prim is _MATMUL:
+            t = _product_with_basis(ids, ts, saved, identity)
+        if t is None:
+            t = jvp_step(prim, ts, saved, out, attrs, batch)
         if t is not None:
             tangents[oid] = t
+            if identity and prim is _RESHAPE and ids[0] in identity:
+                identity.add(oid)  # a reshape keeps the flat order: still the basis
     return tangents
+
+
+def _product_with_basis(ids, tangents, saved, identity):
+    """The tangent of ``a @ b`` when one operand's tangent is the standard basis of its
+    elements and the other's is None: ``a @ e_i`` is column i of ``a`` (b a column), and
+    ``e_i @ b`` row i of ``b`` (a a row) -- views, where the JVP would multiply by the
+    identity.  None when neither case applies."""
+    from .array_ops import transpose
+    from .shape_ops import expand_dims
+    (a, b), (ta, tb) = saved, tangents
+    if ids[1] in identity and ta is None and a.ndim == 2 and b.ndim == 2 and b.shape[1] == 1:
+        return expand_dims(transpose(a), -1)  # (n, rows, 1)
+    if ids[0] in identity and tb is None and b.ndim == 2 and a.ndim == 2 and a.shape[0] == 1:
+        return expand_dims(b, 1)  # (n, 1, cols)
+    return None
 
 
 def basis(source, batch_axis=False):
@@ -179,4 +213,10 @@ def basis(source, batch_axis=False):
         eye = xp.broadcast_to(xp.eye(m, dtype=source.dtype)[:, None, :], (m, b, m))
         return reshape(wrap(xp.ascontiguousarray(eye)), (m, b) + rest)
     n = source.size
-    return reshape(wrap(xp.eye(n, dtype=source.dtype)), (n,) + source.shape)
+    if xp is numpy:  # a pooled buffer: a fresh n x n array costs more in page faults
+        eye = backends.empty((n, n), source.dtype)
+        eye.fill(0)
+        numpy.fill_diagonal(eye, 1)
+    else:
+        eye = xp.eye(n, dtype=source.dtype)
+    return reshape(wrap(eye), (n,) + source.shape)

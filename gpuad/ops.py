@@ -45,8 +45,8 @@ def _tensor(x, op, arg="x"):
 
 
 def _same_backend(op, tensors):
-    names = {t.backend for t in tensors}
-    if len(names) > 1:
+    if len({type(t._value) is cupy_ndarray for t in tensors}) > 1:
+        names = {t.backend for t in tensors}
         raise TypeError(f"{op}: tensors of two backends ({' and '.join(sorted(names))}) in one "
                         f"op; move one with Tensor.to()")
 
@@ -162,24 +162,20 @@ def _erf(x, out=None):
 _OWN_UFUNCS = {"erf": _erf}  # builtins of the table that an array module may lack
 
 
-_IN_PLACE_MIN = 1 << 16  # below this, checking costs more than an allocation saves
+# below this, NumPy's own allocations are cheaper than checking for a buffer to reuse
+_POOL_MIN_BYTES = _backend.POOL_MIN_BYTES
 
 
 def _into(ufunc, k, *args):
     """``ufunc(*args)``, written into ``args[k]`` (a fresh intermediate that only this op
-    reads) when it is a large array of the result's shape, else into a pooled buffer when the
-    result is large (``k=None``: no fresh argument)."""
+    reads) when it has the result's shape, else into a pooled buffer when the result is large
+    (``k=None``: no fresh argument).  Rendered into the rules that run on large arrays."""
+    shape = numpy.broadcast(*args).shape
     buffer = args[k] if k is not None else None
-    if type(buffer) is ndarray and buffer.size < _IN_PLACE_MIN:
-        return ufunc(*args)
-    shape = numpy.broadcast_shapes(*[numpy.shape(a) for a in args])
     if type(buffer) is ndarray and buffer.shape == shape:
         return ufunc(*args, out=buffer)
     dtype = numpy.result_type(*args)
     return ufunc(*args, out=_numpy_out(shape, dtype)) if dtype.kind == "f" else ufunc(*args)
-
-
-_POOL_MIN_BYTES = _backend.POOL_MIN_BYTES
 
 
 def _numpy_out(shape, dtype):
@@ -354,7 +350,7 @@ class Elementwise:
             values.update((n, T(v) if isinstance(v, numbers.Number) else v) for n, v in
                           zip(self.entry.saves, [_tape._as_raw(v) for v in saved]))
             return _wrap(launch(*[values[n] for n in names]))
-        rule = self._jvp_rule(has, _NUMPY_NS, _UNWRAP, raw[0].size >= _IN_PLACE_MIN)
+        rule = self._jvp_rule(has, _NUMPY_NS, _UNWRAP, raw[0].nbytes >= _POOL_MIN_BYTES)
         return _wrap(rule(*raw, *saved))
 
     def _jvp_rule(self, has, namespace, prologue, in_place=False):
@@ -392,7 +388,8 @@ class Elementwise:
             grads = self._cuda_vjp(needs, _tape._as_raw(g), [_tape._as_raw(s) for s in saved])
         else:  # the rendered expression with NumPy's ufuncs
             plain, in_place = self._numpy_rules_for(needs)
-            grads = (in_place if g.size >= _IN_PLACE_MIN else plain)(g, *saved)
+            raw = g._value if type(g) is Tensor else g
+            grads = (in_place if raw.nbytes >= _POOL_MIN_BYTES else plain)(g, *saved)
         if shapes is not None:
             grads = [_raw_sum_to_shape(gi, s) if gi is not None and s is not None else gi
                      for gi, s in zip(grads, shapes)]
@@ -565,7 +562,7 @@ def _binary_out(xv, yv):
     if a.nbytes < _POOL_MIN_BYTES and (type(b) is not ndarray or b.nbytes < _POOL_MIN_BYTES):
         return _ELLIPSIS
     shape = a.shape if type(b) is not ndarray or b.shape == a.shape else \
-        numpy.broadcast_shapes(a.shape, b.shape)
+        numpy.broadcast(a, b).shape
     return _backend.empty(shape, a.dtype)
 
 

@@ -215,9 +215,9 @@ def _accumulate(grads, i, gi):
     """grads[i] += gi: in place when nothing but ``grads`` holds the old array (NumPy's own
     temporary elision, by reference count), else a new sum."""
     old = grads[i]
-    if type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.size >= 1 << 16 \
+    if type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.nbytes >= _backend.POOL_MIN_BYTES \
             and old.dtype == gi.dtype and _backend.sole_view(old, 2) \
-            and old.shape == numpy.broadcast_shapes(old.shape, gi.shape):
+            and old.shape == numpy.broadcast(old, gi).shape:
         numpy.add(old, gi, out=old)
     else:
         grads[i] = _add_cotangents(old, gi)
@@ -531,6 +531,9 @@ class GradientTape:
         from .shape_ops import concat
         seeds = forward.basis(source, per_example)
         chunk = max(1, (1 << 22) // max(1, target.size, source.size))
+        if chunk >= seeds.shape[0] and not per_example:  # one pass, the whole basis
+            t = forward.replay(self, {source._id: seeds}, 1, target._id, basis=True)
+            return t.get(target._id)
         parts = []
         for start in range(0, seeds.shape[0], chunk):
             t = forward.replay(self, {source._id: seeds[start:start + chunk]}, 1,

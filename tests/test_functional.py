@@ -64,6 +64,29 @@ def test_jacobian_closed_form_and_argnums():
                                atol=1e-12)
 
 
+def test_jacobian_of_a_matrix_product_with_the_source_takes_the_matrix_as_is(monkeypatch):
+    """The standard basis through ``W @ x`` (or ``x @ W``, x a row) is W itself: no product
+    with the identity is computed, and the Jacobian still matches the closed form."""
+    from gpuad import array_ops
+    products, real = [], array_ops._product
+    monkeypatch.setattr(array_ops, "_product", lambda xp, a, b: products.append(
+        (a.shape, b.shape)) or real(xp, a, b))
+    W, x = rng.normal(size=(5, 3)), rng.normal(size=3)
+    J = ad.jacobian(lambda v: ad.tanh(ad.matmul(W, v)))(x).numpy()
+    np.testing.assert_allclose(J, (1 - np.tanh(W @ x) ** 2)[:, None] * W, rtol=1e-12)
+    assert products == [((5, 3), (3, 1))]  # the forward product only
+    products.clear()
+    row, V = rng.normal(size=(1, 5)), rng.normal(size=(5, 4))
+    J = ad.jacobian(lambda r: ad.sin(ad.matmul(r, V)))(row).numpy()
+    want = np.cos(row @ V)[0][:, None] * V.T  # d sin(r V)_j / d r_i = cos(.)_j V_ij
+    np.testing.assert_allclose(J, want.reshape(1, 4, 1, 5), rtol=1e-12)
+    assert products == [((1, 5), (5, 4))]
+    # both operands depend on the source: the ordinary JVP, x x^T
+    J = ad.jacobian(lambda v: ad.matmul(ad.reshape(v, (3, 1)), ad.reshape(v, (1, 3))))(x)
+    want = np.einsum("ik,j->ijk", np.eye(3), x) + np.einsum("i,jk->ijk", x, np.eye(3))
+    np.testing.assert_allclose(J.numpy(), want, rtol=1e-12)
+
+
 def test_hessian_of_a_function_of_a_matrix():
     A = rng.normal(size=(2, 3))
     H = ad.hessian(lambda m: ad.reduce_sum(m ** 3))(A).numpy()
