@@ -169,6 +169,16 @@ def _shape_tuple(op, shape):
         raise TypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
 
 
+def _reshape_large(v, shape):
+    """A view when one can do, else a copy into a pooled buffer."""
+    try:
+        return numpy.reshape(v, shape, copy=False)
+    except ValueError:
+        flat = _backend.empty((v.size,), v.dtype)
+        flat.reshape(v.shape)[...] = v
+        return flat.reshape(shape)
+
+
 def reshape(x, shape):
     """Reshape (one dimension may be -1).
 
@@ -178,8 +188,10 @@ def reshape(x, shape):
     """
     x = _tensor(x, "reshape")
     shape = _shape_tuple("reshape", shape)
+    v = x._value
     try:
-        value = x._value.reshape(shape)
+        value = v.reshape(shape) if type(v) is not numpy.ndarray or v.flags.c_contiguous or \
+            v.nbytes < _backend.POOL_MIN_BYTES else _reshape_large(v, shape)
     except ValueError:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
                          f"({x.size} elements) into shape {shape}") from None

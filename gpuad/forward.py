@@ -151,52 +151,65 @@ class ForwardAccumulator:
         return rebuild(result)
 
 
-def replay(tape, seeds, batch, last_id, basis=False):
+def replay(tape, seeds, batch, last_id, basis_of=None):
     """Forward mode over ``tape``'s records: {id: tangent} for every id the seeds reach on
     the way to ``last_id`` (records that ``last_id`` does not depend on are skipped: the
     forward pass of a gradient's tape, say, whose value the gradient never reads).
 
-    ``basis``: each seed is its source's whole standard basis, so a matrix product of a
-    source (or a reshape of it) with a constant matrix has that matrix as its tangent
-    (:func:`_product_with_basis`): no product with the identity is computed."""
-    from .array_ops import _MATMUL, _RESHAPE
+    ``basis_of``: a source whose seed is its whole standard basis, built only when a rule
+    reads it.  A matrix product of the source (or of a reshape of it) with a matrix that does
+    not depend on it has that matrix as its tangent (:func:`_product_with_basis`): no
+    product with the identity is computed."""
+    from .array_ops import _MATMUL, _RESHAPE, reshape
     tangents = dict(seeds)
-    first = min(seeds)
+    identity = {}  # id -> shape of a tangent that is the standard basis, not built (yet)
+    if basis_of is not None:
+        identity[basis_of._id] = (basis_of.size,) + basis_of.shape
+    first = min(list(tangents) + list(identity))
     records = tape._records
     needed = {last_id}
     for oid in reversed(records):
         if oid in needed:
             needed.update(records[oid][1])
-    identity = set(seeds) if basis else ()  # ids whose tangent is the standard basis
     for oid, (prim, ids, saved, attrs, out) in list(records.items()):
         if oid > last_id:
             break
         if oid < first or oid not in needed:
             continue
+        if identity:
+            if prim is _RESHAPE and ids[0] in identity:  # same flat order: still the basis
+                identity[oid] = identity[ids[0]][:1] + out.shape
+                continue
+            if prim is _MATMUL:
+                t = _product_with_basis(ids, tangents, saved, identity)
+                if t is not None:
+                    tangents[oid] = t
+                    continue
+            for i in ids:
+                if i in identity and i not in tangents:
+                    tangents[i] = reshape(basis(basis_of), identity[i])
         ts = tuple([tangents.get(i) for i in ids])
-        t = None
-        if identity and prim is _MATMUL:
-            t = _product_with_basis(ids, ts, saved, identity)
-        if t is None:
-            t = jvp_step(prim, ts, saved, out, attrs, batch)
+        t = jvp_step(prim, ts, saved, out, attrs, batch)
         if t is not None:
             tangents[oid] = t
-            if identity and prim is _RESHAPE and ids[0] in identity:
-                identity.add(oid)  # a reshape keeps the flat order: still the basis
+    if last_id in identity and last_id not in tangents:
+        tangents[last_id] = reshape(basis(basis_of), identity[last_id])
     return tangents
 
 
 def _product_with_basis(ids, tangents, saved, identity):
     """The tangent of ``a @ b`` when one operand's tangent is the standard basis of its
-    elements and the other's is None: ``a @ e_i`` is column i of ``a`` (b a column), and
-    ``e_i @ b`` row i of ``b`` (a a row) -- views, where the JVP would multiply by the
-    identity.  None when neither case applies."""
+    elements (its id is in ``identity``) and the other has none: ``a @ e_i`` is column i of
+    ``a`` (b a column), and ``e_i @ b`` row i of ``b`` (a a row) -- views, where the JVP
+    would multiply by the identity.  None when neither case applies."""
     from .array_ops import transpose
     from .shape_ops import expand_dims
-    (a, b), (ta, tb) = saved, tangents
-    if ids[1] in identity and ta is None and a.ndim == 2 and b.ndim == 2 and b.shape[1] == 1:
+    (a, b), (ia, ib) = saved, ids
+    if ib in identity and ia not in identity and ia not in tangents and a.ndim == 2 \
+            and b.ndim == 2 and b.shape[1] == 1:
         return expand_dims(transpose(a), -1)  # (n, rows, 1)
-    if ids[0] in identity and tb is None and b.ndim == 2 and a.ndim == 2 and a.shape[0] == 1:
+    if ia in identity and ib not in identity and ib not in tangents and b.ndim == 2 \
+            and a.ndim == 2 and a.shape[0] == 1:
         return expand_dims(b, 1)  # (n, 1, cols)
     return None
 

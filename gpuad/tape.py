@@ -529,11 +529,10 @@ class GradientTape:
         """Forward mode replayed with the source's basis: (n_in, *target.shape)."""
         from . import forward
         from .shape_ops import concat
-        seeds = forward.basis(source, per_example)
         chunk = max(1, (1 << 22) // max(1, target.size, source.size))
-        if chunk >= seeds.shape[0] and not per_example:  # one pass, the whole basis
-            t = forward.replay(self, {source._id: seeds}, 1, target._id, basis=True)
-            return t.get(target._id)
+        if chunk >= source.size and not per_example:  # one pass, the whole basis
+            return forward.replay(self, {}, 1, target._id, basis_of=source).get(target._id)
+        seeds = forward.basis(source, per_example)
         parts = []
         for start in range(0, seeds.shape[0], chunk):
             t = forward.replay(self, {source._id: seeds[start:start + chunk]}, 1,

@@ -81,10 +81,19 @@ def test_jacobian_of_a_matrix_product_with_the_source_takes_the_matrix_as_is(mon
     want = np.cos(row @ V)[0][:, None] * V.T  # d sin(r V)_j / d r_i = cos(.)_j V_ij
     np.testing.assert_allclose(J, want.reshape(1, 4, 1, 5), rtol=1e-12)
     assert products == [((1, 5), (5, 4))]
-    # both operands depend on the source: the ordinary JVP, x x^T
+    # both operands depend on the source: the ordinary JVP, x x^T and x^T x
     J = ad.jacobian(lambda v: ad.matmul(ad.reshape(v, (3, 1)), ad.reshape(v, (1, 3))))(x)
     want = np.einsum("ik,j->ijk", np.eye(3), x) + np.einsum("i,jk->ijk", x, np.eye(3))
     np.testing.assert_allclose(J.numpy(), want, rtol=1e-12)
+    J = ad.jacobian(lambda v: ad.matmul(ad.reshape(v, (1, 3)), ad.reshape(v, (3, 1))))(x)
+    np.testing.assert_allclose(J.numpy(), 2 * x.reshape(1, 1, 3), rtol=1e-12)
+    # the target a reshape of the source: the basis itself
+    J = ad.jacobian(lambda v: ad.reshape(v, (1, 3)) * 1.0)(x)
+    np.testing.assert_array_equal(J.numpy(), np.eye(3).reshape(1, 3, 3))
+    with ad.GradientTape() as tape:
+        tape.watch(x := ad.constant(x))
+        y = ad.reshape(x, (3, 1))
+    np.testing.assert_array_equal(tape.jacobian(y, x).numpy(), np.eye(3).reshape(3, 1, 3))
 
 
 def test_hessian_of_a_function_of_a_matrix():
