@@ -40,11 +40,16 @@ PEER_OF = {"torch": "torch", "autograd": "autograd", "jax": "jax", "torch-cuda":
 BUDGET_S = float(os.environ.get("GPUAD_BENCH_BUDGET", "2"))  # timed seconds per implementation
 
 
+def require_ok(impl):
+    """Whether the peer that ``impl`` names (if any) is importable."""
+    return not any(impl.startswith(name) and module is None
+                   for name, module in (("torch", torch), ("autograd", autograd), ("jax", jax)))
+
+
 def require(impl):
     """Skip the test when the peer that ``impl`` names is not importable."""
-    for name, module in (("torch", torch), ("autograd", autograd), ("jax", jax)):
-        if impl.startswith(name) and module is None:
-            pytest.skip(f"{name} is not installed")
+    if not require_ok(impl):
+        pytest.skip(f"{impl.split()[0]} is not installed")
 
 
 def jax_cpu(tree):
@@ -111,3 +116,15 @@ def interleaved(calls, rounds):
             fn(arg)
             times[name].append(time.perf_counter() - start)
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def interleaved_line(label, impls, rounds, unit=1e3, suffix="ms"):
+    """One line: the interleaved median of each importable ``name: (fn, make)`` of ``impls``
+    and gpuad's ratio to each of the others."""
+    calls = {name: (fn, make()) for name, (fn, make) in impls.items() if fn is not None}
+    medians = interleaved(calls, rounds)
+    ours = medians["gpuad"]
+    parts = [f"{name} {t * unit:.3f} {suffix}" + ("" if name == "gpuad" else
+                                                   f" (gpuad {ours / t:.2f}x)")
+             for name, t in medians.items()]
+    return f"{label}, interleaved medians of {rounds}: " + ", ".join(parts)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import (anp, autograd, check, interleaved, jax, jax_cpu, jnp, require, timed,
-                      torch)
+from benchlib import (anp, autograd, check, interleaved_line, jax, jax_cpu, jnp, require,
+                      timed, torch)
 
 N = 100  # ops per chain
 
@@ -119,16 +119,13 @@ def test_w1_tape_overhead(benchmark, mode, impl):
 
 
 def test_w1_interleaved_ratios(capsys):
-    """The issue-2 ratios measured robustly on a shared machine: gpuad and the NumPy floor
-    alternate call by call, so a burst of noise hits both; medians of 400 pairs."""
-    x, a = ad.constant(0.5), np.array(0.5, np.float32)
+    """The targets' ratios measured robustly on a shared machine: gpuad, the NumPy floor and
+    torch alternate call by call, so a burst of noise hits all of them."""
     lines = []
-    for mode, ours, floor in [("forward", gpuad_forward, numpy_forward),
-                              ("forward+gradient", gpuad_value_and_gradient,
-                               numpy_value_and_gradient)]:
-        medians = interleaved({"gpuad": (ours, x), "numpy-floor": (floor, a)}, rounds=400)
-        ours_median, floor_median = (medians[k] / N * 1e6 for k in ("gpuad", "numpy-floor"))
-        lines.append(f"W1 {mode}, interleaved: gpuad {ours_median:.3f} us/op, numpy-floor "
-                     f"{floor_median:.3f} us/op, {ours_median / floor_median:.2f}x")
+    for mode in IMPLS:
+        impls = {name: IMPLS[mode][name] for name in ("gpuad", "numpy-floor", "torch")
+                 if name in IMPLS[mode]}
+        lines.append(interleaved_line(f"W1 {mode} (us/op)", impls, rounds=400,
+                                      unit=1e6 / N, suffix="us"))
     with capsys.disabled():
         print("\n" + "\n".join(lines))

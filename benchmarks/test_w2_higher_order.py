@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import anp, autograd, check, jax, jax_cpu, jnp, require, timed, torch
+from benchlib import (anp, autograd, check, interleaved_line, jax, jax_cpu, jnp, require,
+                      require_ok, timed, torch)
 
 X = np.linspace(-2 * np.pi, 2 * np.pi, 100).astype(np.float32)
 
@@ -75,3 +76,13 @@ def test_w2_higher_order(benchmark, impl):
         arg = make()
         check(impl, fn(arg), closed_form(X), rtol=0, atol=2e-5)
         timed(benchmark, "W2 sin^2 and 3 derivatives, nested, 100 points", impl, fn, arg)
+
+
+def test_w2_interleaved_ratios(capsys):
+    """gpuad, torch and autograd alternating call by call: medians of 300 rounds."""
+    impls = {name: IMPLS[name] for name in ("gpuad", "numpy-floor", "torch", "autograd")
+             if require_ok(name)}
+    with ad.backend("numpy"):
+        line = interleaved_line("W2 (us)", impls, rounds=300, unit=1e6, suffix="us")
+    with capsys.disabled():
+        print("\n" + line)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import (anp, autograd, check, interleaved, jax, jax_cpu, jnp, require, timed,
-                      torch)
+from benchlib import (anp, autograd, check, interleaved_line, jax, jax_cpu, jnp, require,
+                      require_ok, timed, torch)
 
 N = 10**7
 
@@ -88,13 +88,11 @@ def test_w3_peak_memory(data, capsys):
 
 
 def test_w3_interleaved_ratios(data, capsys):
-    """gpuad against the floor (and torch), alternating call by call: medians of 15 rounds."""
+    """gpuad, the floor and torch alternating call by call: medians of 15 rounds."""
     x = data[0]
-    calls = {impl: (IMPLS[impl][0], IMPLS[impl][1](x))
-             for impl in ("gpuad", "numpy-floor", "torch") if impl != "torch" or torch}
+    impls = {name: (IMPLS[name][0], lambda m=IMPLS[name][1]: m(x))
+             for name in ("gpuad", "numpy-floor", "torch") if require_ok(name)}
     with ad.backend("numpy"):
-        medians = interleaved(calls, rounds=15)
-    line = ", ".join(f"{impl} {t * 1e3:.1f} ms ({t / medians['numpy-floor']:.2f}x)"
-                     for impl, t in medians.items())
+        line = interleaved_line("W3 (ms)", impls, rounds=15)
     with capsys.disabled():
-        print(f"\nW3 interleaved, vs numpy-floor: {line}")
+        print("\n" + line)

@@ -518,7 +518,7 @@ def _make_unary(prim):
                 except MemoryError as error:
                     raise _out_of_memory(prim.name, error) from None
                 out._id = 0
-                if _tape.ACTIVE and x._id and differentiable:
+                if x._id and differentiable and _tape.ACTIVE:  # the cheapest test first
                     record_ids(prim, (x._id,), out, save(x, out), None)
                 return out
             if type(v) is cupy_ndarray and v.dtype in _FLOATS:  # one fused kernel

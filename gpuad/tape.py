@@ -166,8 +166,16 @@ class UnconnectedGradients(str, enum.Enum):
     ZERO = "zero"
 
 
+def _first(flat):
+    return flat[0]
+
+
 def _flatten(structure):
     """(leaves, rebuild) for Tensors nested in lists, tuples and dicts."""
+    if isinstance(structure, Tensor):
+        return [structure], _first
+    if type(structure) in (list, tuple) and all([isinstance(s, Tensor) for s in structure]):
+        return list(structure), type(structure)
     if isinstance(structure, dict):
         keys = list(structure)
         parts = [_flatten(structure[k]) for k in keys]
@@ -192,7 +200,7 @@ def _flatten(structure):
             return type(structure)(out) if not hasattr(structure, "_fields") \
                 else type(structure)(*out)
         return leaves, rebuild
-    return [structure], lambda flat: flat[0]
+    return [structure], _first
 
 
 def _as_raw(g):
@@ -414,7 +422,8 @@ class GradientTape:
             raise RuntimeError("GradientTape.gradient can only be called once on a "
                                "non-persistent tape; use GradientTape(persistent=True) to "
                                "compute several gradients")
-        unconnected = UnconnectedGradients(unconnected_gradients)
+        unconnected = unconnected_gradients if unconnected_gradients is \
+            UnconnectedGradients.NONE else UnconnectedGradients(unconnected_gradients)
         if self._recording:
             if not self._persistent:
                 self._pop()
@@ -543,13 +552,13 @@ class GradientTape:
         return parts[0] if len(parts) == 1 else concat(parts, 0)
 
     def _gradient(self, targets, output_gradients, sources, unconnected):
-        from . import array_ops as ops
         cotangents = {}
         for t, og in zip(targets, output_gradients):
             if not t._id or t.dtype.kind not in "fc":
                 continue
             if og is None:
-                g = ops.ones_like(t)._value
+                v = t._value
+                g = _backend.module_of(v).ones(v.shape, v.dtype)
             else:  # kept as a Tensor: an outer tape may watch it
                 g = convert_like(og, t, "GradientTape.gradient")
                 if g.shape != t.shape:
@@ -575,7 +584,8 @@ class GradientTape:
             if g is not None:
                 result.append(as_tensor(g))
             elif unconnected is UnconnectedGradients.ZERO:
-                result.append(ops.zeros_like(s))
+                from .array_ops import zeros_like
+                result.append(zeros_like(s))
             else:
                 result.append(None)
         return result
