@@ -11,7 +11,8 @@ import numpy
 
 from . import backends as _backend
 from . import tape as _tape
-from .ops import _apply, _out_of_memory, _tensor, _same_backend, _wrap, equal, multiply, divide
+from .ops import (_apply, _out_of_memory, _tensor, _same_backend, _wrap, divide, equal, multiply,
+                  names_memory_errors)
 from .tape import Primitive
 from .tensor import Tensor, convert_to_tensor
 
@@ -359,6 +360,7 @@ def tensor_list(op, values):
     return tensors
 
 
+@names_memory_errors("stack")
 def stack(values, axis=0):
     """Stack a list of tensors of one shape along a new axis.
 
@@ -433,6 +435,7 @@ def _product(xp, a, b):
     return numpy.matmul(a, b, out=_backend.empty(shape, numpy.result_type(a, b)))
 
 
+@names_memory_errors("matmul")
 def matmul(a, b):
     """Matrix product with NumPy's rules: batched, broadcasting, 1-D operands.
 

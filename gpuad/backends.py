@@ -190,7 +190,10 @@ def empty(shape, dtype):
         if free:
             return free[0].view(dtype).reshape(shape)
         _trim(POOL_FREE_LIMIT - nbytes)
-        buffer = numpy.empty(nbytes, numpy.uint8)
+        try:
+            buffer = numpy.empty(nbytes, numpy.uint8)
+        except MemoryError:  # NumPy's own error names the shape and dtype asked for
+            return numpy.empty(shape, dtype)
         buffers.append(buffer)
         _pool_ids.add(id(buffer))
         return buffer.view(dtype).reshape(shape)

@@ -14,7 +14,7 @@ import numpy
 from . import backends as _backend
 from . import tape as _tape
 from .array_ops import _swap_last, broadcast_to, matmul, reduce_sum, reshape, transpose
-from .ops import _apply, _same_backend, _tensor
+from .ops import _apply, _same_backend, _tensor, names_memory_errors
 from .tape import Primitive
 from .tensor import Tensor, wrap
 
@@ -62,6 +62,7 @@ def _tensordot_axes(axes, a, b):
     return pair
 
 
+@names_memory_errors("tensordot")
 def tensordot(a, b, axes):
     """Sum the products of ``a`` and ``b`` over the given axes, as ``tf.tensordot``.
 
@@ -177,6 +178,7 @@ def _einsum_sizes(ins, shapes, subscripts):
     return sizes
 
 
+@names_memory_errors("einsum")
 def einsum(subscripts, *operands):
     """Einstein summation, as ``numpy.einsum``.
 

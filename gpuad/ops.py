@@ -5,6 +5,7 @@ Elementwise ops are generated from the derivative table (:mod:`gpuad.table`): on
 CuPy (one fused kernel) and as gpuad ops (the differentiable path).  Every other primitive is a
 forward on raw arrays plus a VJP written with gpuad ops, so it is differentiable again.
 """
+import functools
 import math
 import numbers
 
@@ -62,6 +63,22 @@ def _out_of_memory(op, error, shape=None, dtype=None):
         nbytes *= int(n)
     return MemoryError(f"{op}: cannot allocate {nbytes} bytes for a tensor of shape "
                        f"{tuple(shape)} and dtype {numpy.dtype(dtype)} ({error})")
+
+
+def names_memory_errors(op):
+    """Decorator: an allocator's MemoryError (NumPy's or CuPy's subclass) inside ``op``
+    becomes one naming ``op`` and the bytes; one that an inner op named gets ``op: `` first."""
+    def decorate(f):
+        @functools.wraps(f)
+        def named(*args, **kwargs):
+            try:
+                return f(*args, **kwargs)
+            except MemoryError as error:
+                if type(error) is MemoryError:
+                    raise MemoryError(f"{op}: {error}") from None
+                raise _out_of_memory(op, error) from None
+        return named
+    return decorate
 
 
 # ============================================================ elementwise ops from the table

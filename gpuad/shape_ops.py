@@ -12,7 +12,7 @@ import numpy
 from . import backends as _backend
 from .array_ops import (_axes, _shape_tuple, broadcast_to, getitem, reshape, tensor_list,
                         transpose)
-from .ops import _apply, _same_backend, _tensor
+from .ops import _apply, _same_backend, _tensor, names_memory_errors
 from .tape import Primitive
 from .tensor import Tensor, convert_like, convert_to_tensor, wrap
 
@@ -99,6 +99,7 @@ def _concat(tensors, axis):
     return _apply(_CONCAT, tuple(tensors), value, (), (axis, [t.shape[axis] for t in tensors]))
 
 
+@names_memory_errors("concat")
 def concat(values, axis):
     """Join a list of tensors along an existing ``axis``; the other dimensions must agree.
 
@@ -163,6 +164,7 @@ def split(value, num_or_size_splits, axis=0):
 
 # ------------------------------------------------------------------------------------ tile
 
+@names_memory_errors("tile")
 def tile(input, multiples):  # noqa: A002
     """Repeat ``input`` ``multiples[i]`` times along each axis ``i``, as ``tf.tile``.
 
@@ -227,6 +229,7 @@ def _pad(x, paddings, mode, constant):
     return _apply(_PAD, (x,), value, (), (paddings, mode))
 
 
+@names_memory_errors("pad")
 def pad(tensor, paddings, mode="CONSTANT", constant_values=0):
     """Pad ``tensor`` as ``tf.pad``.
 
