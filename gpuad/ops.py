@@ -203,7 +203,7 @@ def _numpy_out(shape, dtype):
     return _ELLIPSIS
 
 
-_SAME_SIZE_INT = {2: numpy.int16, 4: numpy.int32, 8: numpy.int64}
+_SAME_SIZE_INT = {n: numpy.dtype(f"int{8 * n}") for n in (2, 4, 8)}
 
 
 def _select(cond, a, b):
@@ -216,8 +216,11 @@ def _select(cond, a, b):
             if keep is None:
                 keep = numpy.logical_not(cond)
             ints = _SAME_SIZE_INT[value.dtype.itemsize]
-            mask = numpy.negative(keep, dtype=ints)  # True -> all bits set, False -> 0
-            return numpy.bitwise_and(value.view(ints), mask).view(value.dtype)
+            # True -> all bits set, False -> 0; large masks and results in pooled buffers
+            mask = numpy.negative(keep, dtype=ints, out=_numpy_out(keep.shape, ints))
+            shape = numpy.broadcast(value, mask).shape
+            out = mask if mask.shape == shape else _numpy_out(shape, ints)
+            return numpy.bitwise_and(value.view(ints), mask, out=out).view(value.dtype)
     return numpy.where(cond, a, b)
 
 
