@@ -118,13 +118,17 @@ def interleaved(calls, rounds):
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
+NOTES = []  # lines for the summary after the table (interleaved ratios, peak memory)
+
+
 def interleaved_line(label, impls, rounds, unit=1e3, suffix="ms"):
-    """One line: the interleaved median of each importable ``name: (fn, make)`` of ``impls``
-    and gpuad's ratio to each of the others."""
+    """One line (also kept in NOTES): the interleaved median of each importable ``name: (fn,
+    make)`` of ``impls`` and gpuad's ratio to each of the others."""
     calls = {name: (fn, make()) for name, (fn, make) in impls.items() if fn is not None}
     medians = interleaved(calls, rounds)
     ours = medians["gpuad"]
     parts = [f"{name} {t * unit:.3f} {suffix}" + ("" if name == "gpuad" else
                                                    f" (gpuad {ours / t:.2f}x)")
              for name, t in medians.items()]
-    return f"{label}, interleaved medians of {rounds}: " + ", ".join(parts)
+    NOTES.append(f"{label}, interleaved medians of {rounds}: " + ", ".join(parts))
+    return NOTES[-1]

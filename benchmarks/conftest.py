@@ -98,6 +98,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         lines.append(f"| {r['group']} | {r['impl']} | " + " | ".join(_times(r)) +
                      f" | {r['rounds']} | " +
                      " | ".join(_fmt(r[f"vs_{ref}"]) for ref in refs) + " |")
+    from benchlib import NOTES
+    if NOTES:
+        lines += ["", "Side by side, call by call (see benchmarks/README.md):", ""]
+        lines += [f"- {note}" for note in NOTES]
     machine = _machine()
     terminalreporter.write_sep("=", "gpuad benchmarks: medians and ratios of medians")
     terminalreporter.write_line("\n".join([machine] + lines))  # no blank line: gpu_check.sh
@@ -105,4 +109,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     path = pathlib.Path(os.environ.get("GPUAD_BENCH_OUT") or default)
     path.mkdir(parents=True, exist_ok=True)
     (path / "latest.md").write_text(machine + "\n\n" + "\n".join(lines) + "\n")
-    (path / "latest.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    (path / "latest.json").write_text(json.dumps({"machine": machine, "rows": rows,
+                                                  "notes": NOTES}, indent=1))
