@@ -191,12 +191,13 @@ def reshape(x, shape):
     shape = _shape_tuple("reshape", shape)
     v = x._value
     try:
-        value = v.reshape(shape) if type(v) is not numpy.ndarray or v.flags.c_contiguous or \
-            v.nbytes < _backend.POOL_MIN_BYTES else _reshape_large(v, shape)
+        value = v.reshape(shape) if type(v) is not numpy.ndarray or \
+            v.nbytes < _backend.POOL_MIN_BYTES or v.flags.c_contiguous else \
+            _reshape_large(v, shape)
     except ValueError:
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
-                         f"({x.size} elements) into shape {shape}") from None
-    return _apply(_RESHAPE, (x,), value, (), x.shape)
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {v.shape} "
+                         f"({v.size} elements) into shape {shape}") from None
+    return _apply(_RESHAPE, (x,), value, (), v.shape)
 
 
 _TRANSPOSE = Primitive("transpose", lambda g, saved, attrs, needs: (
@@ -429,7 +430,10 @@ def _product(xp, a, b):
     """``xp.matmul(a, b)``; on NumPy a large result goes into a pooled buffer."""
     if xp is not numpy:
         return xp.matmul(a, b)
-    shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    rows, cols = a.shape[-2], b.shape[-1]
+    if rows * cols * a.itemsize < _backend.POOL_MIN_BYTES and a.ndim == b.ndim == 2:
+        return numpy.matmul(a, b)
+    shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (rows, cols)
     if math.prod(shape) * a.itemsize < _backend.POOL_MIN_BYTES:
         return numpy.matmul(a, b)
     return numpy.matmul(a, b, out=_backend.empty(shape, numpy.result_type(a, b)))
@@ -445,22 +449,23 @@ def matmul(a, b):
     """
     a, b = _tensor(a, "matmul", "a"), _tensor(b, "matmul", "b")
     _same_backend("matmul", (a, b))
-    if a.dtype != b.dtype:
-        raise TypeError(f"matmul: a has dtype {a.dtype} and b has dtype {b.dtype}; gpuad does "
-                        f"not promote dtypes implicitly (use gpuad.cast)")
-    if a.ndim == 0 or b.ndim == 0:
+    av, bv = a._value, b._value
+    if av.dtype != bv.dtype:
+        raise TypeError(f"matmul: a has dtype {av.dtype} and b has dtype {bv.dtype}; gpuad "
+                        f"does not promote dtypes implicitly (use gpuad.cast)")
+    if av.ndim == 0 or bv.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got shapes "
-                         f"{a.shape} and {b.shape}")
-    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-        raise ValueError(f"matmul: inner dimensions differ: a has shape {a.shape} and b has "
-                         f"shape {b.shape}")
-    if a.ndim == 1:  # a row vector whose axis is dropped from the result, as NumPy
-        return reshape(matmul(reshape(a, (1, -1)), b if b.ndim > 1 else reshape(b, (-1, 1))),
-                       b.shape[:-2] + b.shape[-1:] if b.ndim > 1 else ())
-    if b.ndim == 1:
-        return reshape(matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
+                         f"{av.shape} and {bv.shape}")
+    if av.shape[-1] != bv.shape[-2 if bv.ndim > 1 else 0]:
+        raise ValueError(f"matmul: inner dimensions differ: a has shape {av.shape} and b has "
+                         f"shape {bv.shape}")
+    if av.ndim == 1:  # a row vector whose axis is dropped from the result, as NumPy
+        return reshape(matmul(reshape(a, (1, -1)), b if bv.ndim > 1 else reshape(b, (-1, 1))),
+                       bv.shape[:-2] + bv.shape[-1:] if bv.ndim > 1 else ())
+    if bv.ndim == 1:
+        return reshape(matmul(a, reshape(b, (-1, 1))), av.shape[:-1])
     try:
-        value = _matmul_raw(_backend.module_of(a._value), a._value, b._value)
+        value = _matmul_raw(_backend.module_of(av), av, bv)
     except ValueError:
         raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} do not "
                          f"broadcast") from None
