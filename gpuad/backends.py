@@ -156,12 +156,15 @@ _pool_ids = set()          # id() of every pooled buffer
 _pool_lock = threading.Lock()
 
 
-def _ref_counts(buffers):
-    return [sys.getrefcount(b) for b in buffers]
+# Reference counts differ between Python versions in what a call adds (borrowed references on
+# the stack), so each count below is compared with one measured the same way at import.
+
+def _ref_counts(objects):
+    return [sys.getrefcount(o) for o in objects]
 
 
-# what a buffer that nothing but its list holds shows to _ref_counts
-_FREE_REFS = _ref_counts([numpy.empty(1, numpy.uint8)])[0]
+_FREE_REFS = _ref_counts([numpy.empty(1, numpy.uint8)])[0]  # a buffer only its list holds
+_CALL_REFS = _FREE_REFS - 1  # what _ref_counts adds to the count of an object it is given
 
 
 def _free_buffers(buffers):
@@ -231,10 +234,13 @@ def sole_view(array, refs):
     """Whether writing into NumPy ``array`` changes nothing that other code can see: only the
     caller's ``refs`` references (its local variable included) hold it, and it owns its
     memory or is the one view of a pool buffer (NumPy's temporary elision, by reference count)."""
-    if sys.getrefcount(array) != refs + 2 or not array.flags.writeable:  # + parameter, argument
+    base = array.base
+    count, base_count = _ref_counts((array, base))
+    # each also held by the tuple; `array` by this function's parameter, a pooled `base` by
+    # its list, array.base and this local
+    if count != refs + 2 + _CALL_REFS or not array.flags.writeable:
         return False
-    base = array.base  # a pooled one alone is held by its list, array.base, `base`, the argument
-    return base is None or id(base) in _pool_ids and sys.getrefcount(base) == 4
+    return base is None or id(base) in _pool_ids and base_count == 4 + _CALL_REFS
 
 
 # ---------------------------------------------------------------------------- CUDA kernels
