@@ -149,7 +149,7 @@ def scatter_add(target, key, values):
 # ---------------------------------------------------------------------------- NumPy buffer pool
 
 POOL_MIN_BYTES = 1 << 18   # smaller arrays come quickly from malloc's own free lists
-POOL_FREE_LIMIT = 1 << 30  # the most bytes of free buffers the pool keeps
+POOL_FREE_LIMIT = 1 << 30  # free bytes kept when the pool must allocate
 
 _pool = {}                 # nbytes -> [uint8 buffers]; a buffer is free when only its list holds it
 _pool_ids = set()          # id() of every pooled buffer
@@ -177,7 +177,8 @@ def empty(shape, dtype):
     Fresh pages cost more than arithmetic on them: a new 40 MB float32 array takes ~7 ms of
     page faults, a multiply into an existing one ~4 ms.  So, as CuPy's memory pool does on the
     GPU, the buffers of large arrays that gpuad's NumPy ops allocate are kept and handed out
-    again once nothing references them (at most ``POOL_FREE_LIMIT`` bytes of free ones).
+    again once nothing references them.  Before it allocates a new buffer, the pool releases
+    free ones beyond ``POOL_FREE_LIMIT`` bytes.
 
     >>> a = empty((512, 1024), "float32")
     >>> a.shape, a.dtype
