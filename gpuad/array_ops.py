@@ -22,6 +22,8 @@ def _axes(op, axis, shape):
     ndim = len(shape)
     if axis is None:
         return tuple(builtins.range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:
+        return (axis % ndim,)
     if isinstance(axis, Tensor):
         axis = axis.numpy().tolist()
     items = axis if isinstance(axis, (tuple, list)) else (axis,)

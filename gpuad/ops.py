@@ -15,7 +15,7 @@ from . import backends as _backend
 from . import table as _table
 from . import tape as _tape
 from .backends import cupy_ndarray
-from .tensor import Tensor, _cast_checked, convert_like, convert_to_tensor, ndarray
+from .tensor import Tensor, Variable, _cast_checked, convert_like, convert_to_tensor, ndarray
 from .tensor import wrap as _wrap
 
 _ELLIPSIS = ...  # ufunc(..., out=...) returns a 0-d array instead of a NumPy scalar
@@ -521,6 +521,12 @@ def _run_elementwise(prim, inputs):
     return out
 
 
+def _read(variable):
+    """A Variable as a plain Tensor: a recorded read while a tape records, else its value."""
+    t = _tape.as_input(variable)
+    return t if type(t) is Tensor else _wrap(t._value)
+
+
 def _make_unary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
     record_ids, save, differentiable = _tape.record_ids, prim.save, prim.differentiable
@@ -549,6 +555,8 @@ def _make_unary(prim):
                 if _tape.ACTIVE and x._id and differentiable:
                     record_ids(prim, (x._id,), out, save(x, out), None)
                 return out
+        if type(x) is Variable:
+            return op(_read(x))
         return _call_elementwise(prim, (x,))
     return op
 
@@ -612,6 +620,8 @@ def _make_binary(prim):
         else:
             xv = yv = fast = None
         if not fast:
+            if tx is Variable or ty is Variable:  # read, then the fast path
+                return op(_read(x) if tx is Variable else x, _read(y) if ty is Variable else y)
             if type(xv if tx is Tensor else yv) is cupy_ndarray and _cupy_pair(xv, yv):
                 return _cupy_binary(prim, x, y, xv, yv)
             return _call_elementwise(prim, (x, y))
