@@ -189,10 +189,12 @@ def empty(shape, dtype):
     if nbytes < POOL_MIN_BYTES:
         return numpy.empty(shape, dtype)
     with _pool_lock:
-        buffers = _pool.setdefault(nbytes, [])
-        free = _free_buffers(buffers)
-        if free:
-            return free[0].view(dtype).reshape(shape)
+        buffers = _pool.setdefault(nbytes, [])  # the last handed out last: likely in cache
+        counts = _ref_counts(buffers)
+        for i in range(len(buffers) - 1, -1, -1):
+            if counts[i] == _FREE_REFS:
+                buffers.append(buffers.pop(i))
+                return buffers[-1].view(dtype).reshape(shape)
         _trim(POOL_FREE_LIMIT - nbytes)
         try:
             buffer = numpy.empty(nbytes, numpy.uint8)
