@@ -9,14 +9,13 @@ respect to ``u`` gives ``J t``).
 """
 import numpy
 
+from . import backends
 from . import tape as _tape
+from .array_ops import (_MATMUL, _RESHAPE, reduce_sum, reshape, stack, transpose, zeros,
+                        zeros_like)
+from .shape_ops import expand_dims
 from .tape import UnconnectedGradients, _flatten, _state
-from .tensor import Tensor, convert_like
-
-
-def _stack_batch(parts):
-    from .array_ops import stack
-    return stack(parts)
+from .tensor import Tensor, convert_like, wrap
 
 
 def jvp_step(prim, tangents, saved, out, attrs, batch):
@@ -32,15 +31,14 @@ def jvp_step(prim, tangents, saved, out, attrs, batch):
                           attrs, 0) for k in range(size)]
         if any(p is None for p in parts):
             return None
-        return _stack_batch(parts)
+        return stack(parts)
     return prim.jvp(tangents, saved, out, attrs, batch)
 
 
 def _jvp_from_vjp(prim, tangents, saved, out, attrs, batch):
-    from .array_ops import reduce_sum, zeros_like
     if batch:
         size = next(t for t in tangents if t is not None).shape[0]
-        return _stack_batch([_jvp_from_vjp(prim, tuple(None if t is None else t[k]
+        return stack([_jvp_from_vjp(prim, tuple(None if t is None else t[k]
                                                        for t in tangents),
                                            saved, out, attrs, 0) for k in range(size)])
     u = zeros_like(out)
@@ -136,7 +134,6 @@ class ForwardAccumulator:
 
     def jvp(self, primals, unconnected_gradients=UnconnectedGradients.NONE):
         """The tangent of each tensor in ``primals`` (None, or zeros, if unconnected)."""
-        from .array_ops import zeros
         unconnected = UnconnectedGradients(unconnected_gradients)
         flat, rebuild = _flatten(primals)
         result = []
@@ -160,7 +157,6 @@ def replay(tape, seeds, batch, last_id, basis_of=None):
     reads it.  A matrix product of the source (or of a reshape of it) with a matrix that does
     not depend on it has that matrix as its tangent (:func:`_product_with_basis`): no
     product with the identity is computed."""
-    from .array_ops import _MATMUL, _RESHAPE, reshape
     tangents = dict(seeds)
     identity = {}  # id -> shape of a tangent that is the standard basis, not built (yet)
     if basis_of is not None:
@@ -202,8 +198,6 @@ def _product_with_basis(ids, tangents, saved, identity):
     elements (its id is in ``identity``) and the other has none: ``a @ e_i`` is column i of
     ``a`` (b a column), and ``e_i @ b`` row i of ``b`` (a a row) -- views, where the JVP
     would multiply by the identity.  None when neither case applies."""
-    from .array_ops import transpose
-    from .shape_ops import expand_dims
     (a, b), (ia, ib) = saved, ids
     if ib in identity and ia not in identity and ia not in tangents and a.ndim == 2 \
             and b.ndim == 2 and b.shape[1] == 1:
@@ -216,9 +210,6 @@ def _product_with_basis(ids, tangents, saved, identity):
 
 def basis(source, batch_axis=False):
     """The standard basis of ``source``'s elements, as a batch of tangents."""
-    from .array_ops import reshape
-    from .tensor import wrap
-    from . import backends
     xp = backends.module_of(source._value)
     if batch_axis:  # one basis per example: (features, batch, *features_shape)
         b, rest = source.shape[0], source.shape[1:]

@@ -291,6 +291,7 @@ class Elementwise:
         self.save = eval(f"lambda {', '.join(entry.inputs)}, out: "
                          f"({''.join(n + ', ' for n in entry.saves)})")
         self._numpy_rules, self._cuda_rules, self._jvp_rules, self._gradient_ops = {}, {}, {}, {}
+        self._gradient_plans = {}
         self._cuda_forward, self._cuda_jvps = None, {}
 
     def __repr__(self):
@@ -308,6 +309,22 @@ class Elementwise:
             self._cuda_forward = _kernel(_table.forward_kernel_spec(self.entry))
         return self._cuda_forward(*[dtype.type(v) if isinstance(v, numbers.Number) else v
                                     for v in values])
+
+    def _gradient_plan(self, needs):
+        """Per input: (None, ()) when not needed or without a partial, (zeros_like, ()) when
+        the partial is 0, else (the gradient op, positions of its arguments in ``saves``)."""
+        plan = self._gradient_plans.get(needs)
+        if plan is None:
+            plan = []
+            for name, need in zip(self.entry.inputs, needs):
+                partial = self.entry.partials.get(name) if need else None
+                if partial is None or _table._is_const(partial, 0):
+                    plan.append((None if partial is None else zeros_like, ()))
+                else:
+                    op = self._gradient_op(name)
+                    plan.append((op, [self.entry.saves.index(n) for n in op.entry.arguments]))
+            plan = self._gradient_plans[needs] = tuple(plan)
+        return plan
 
     def _gradient_op(self, wrt):
         """The elementwise primitive ``g * d_wrt`` (see :func:`gpuad.table.gradient_entry`)."""
@@ -388,18 +405,14 @@ class Elementwise:
     def vjp(self, g, saved, shapes, needs, differentiable):
         if differentiable:  # one recorded gradient op per input, differentiable again
             g = _tape.as_tensor(g)
-            values = dict(zip(self.entry.saves, saved))
             grads = []
-            for name, need in zip(self.entry.inputs, needs):
-                partial = self.entry.partials.get(name) if need else None
-                if partial is None:
+            for op, positions in self._gradient_plan(needs):
+                if op is None:
                     grads.append(None)
-                elif _table._is_const(partial, 0):
+                elif op is zeros_like:
                     grads.append(zeros_like(g))
                 else:
-                    op = self._gradient_op(name)
-                    grads.append(_run_elementwise(op, (g,) + tuple(
-                        values[n] for n in op.entry.arguments)))
+                    grads.append(_run_elementwise(op, (g,) + tuple([saved[i] for i in positions])))
             if shapes is not None:
                 grads = [sum_to_shape(gi, s) if gi is not None and s is not None else gi
                          for gi, s in zip(grads, shapes)]
@@ -443,9 +456,8 @@ def _record_elementwise(prim, inputs, out):
     if not any(ids):
         return
     shape = out._value.shape
-    shapes = tuple([x._value.shape if isinstance(x, Tensor) else None for x in inputs])
-    if all(s is None or s == shape for s in shapes):
-        shapes = None
+    shapes = [x._value.shape if isinstance(x, Tensor) else None for x in inputs]
+    shapes = None if shapes.count(shape) + shapes.count(None) == len(shapes) else tuple(shapes)
     _tape.record_ids(prim, ids, out, prim.save(*inputs, out), shapes)
 
 
