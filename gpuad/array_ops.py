@@ -420,7 +420,8 @@ def _matmul_raw(xp, a, b):
     """``a @ b``, folding a stack of matrices against a single matrix into one GEMM (NumPy
     otherwise runs one small product per matrix of the stack: batched JVPs do this)."""
     if b.ndim == 2 and a.ndim > 2:
-        return _product(xp, a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
+        rows = _product(xp, a.reshape(-1, a.shape[-1]), b)
+        return rows.reshape(a.shape[:-1] + b.shape[-1:])
     if a.ndim == 2 and b.ndim > 2:  # (b^T a^T)^T, one GEMM, contiguous like NumPy's result
         rows = _product(xp, xp.swapaxes(b, -1, -2).reshape(-1, b.shape[-2]), a.T)
         return xp.ascontiguousarray(xp.swapaxes(

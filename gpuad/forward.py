@@ -38,9 +38,8 @@ def jvp_step(prim, tangents, saved, out, attrs, batch):
 def _jvp_from_vjp(prim, tangents, saved, out, attrs, batch):
     if batch:
         size = next(t for t in tangents if t is not None).shape[0]
-        return stack([_jvp_from_vjp(prim, tuple(None if t is None else t[k]
-                                                       for t in tangents),
-                                           saved, out, attrs, 0) for k in range(size)])
+        return stack([_jvp_from_vjp(prim, tuple(None if t is None else t[k] for t in tangents),
+                                    saved, out, attrs, 0) for k in range(size)])
     u = zeros_like(out)
     with _tape.GradientTape() as tape:
         tape.watch(u)

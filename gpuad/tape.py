@@ -223,8 +223,8 @@ def _accumulate(grads, i, gi):
     """grads[i] += gi: in place when nothing but ``grads`` holds the old array (NumPy's own
     temporary elision, by reference count), else a new sum."""
     old = grads[i]
-    if type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.nbytes >= _backend.POOL_MIN_BYTES \
-            and old.dtype == gi.dtype and _backend.sole_view(old, 2) \
+    if type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.dtype == gi.dtype \
+            and old.nbytes >= _backend.POOL_MIN_BYTES and _backend.sole_view(old, 2) \
             and old.shape == numpy.broadcast(old, gi).shape:
         numpy.add(old, gi, out=old)
     else:
