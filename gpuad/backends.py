@@ -153,7 +153,7 @@ POOL_FREE_LIMIT = 1 << 30  # free bytes kept when the pool must allocate
 
 _pool = {}                 # nbytes -> [uint8 buffers]; a buffer is free when only its list holds it
 _pool_ids = set()          # id() of every pooled buffer
-_pool_lock = threading.Lock()
+_pool_lock = threading.RLock()  # pool_bytes is called with it held too
 
 
 # Reference counts differ between Python versions in what a call adds (borrowed references on
@@ -230,7 +230,8 @@ def free_pooled_buffers():
 
 def pool_bytes():
     """Bytes the NumPy pool holds, in use or free."""
-    return sum(len(b) for bs in _pool.values() for b in bs)
+    with _pool_lock:
+        return sum(len(b) for bs in _pool.values() for b in bs)
 
 
 def sole_view(array, refs):
