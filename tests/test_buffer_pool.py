@@ -12,22 +12,15 @@ import pytest
 import gpuad as ad
 from gpuad import backends, table
 
-from test_table import DOMAINS  # noqa: E402  (where each table entry's inputs may lie)
+from test_table import entry_inputs  # noqa: E402  (inputs in each entry's domain)
 
 ENTRIES = table.load()
 BIG = (512, 512)  # 1 MiB in float32, 2 MiB in float64: above backends.POOL_MIN_BYTES
 
 
 def _inputs(name, dtype, rng):
-    entry = ENTRIES[name]
-    values = []
-    for i, arg in enumerate(entry.inputs):
-        if arg in entry.ctypes:
-            values.append(rng.uniform(size=BIG) > 0.5)
-        else:
-            low, high = DOMAINS[name][i] if i < len(DOMAINS.get(name, [])) else (-2, 2)
-            values.append(rng.uniform(low, high, BIG).astype(dtype))
-    return values
+    values = entry_inputs(name, [BIG] * len(ENTRIES[name].inputs), rng)
+    return [v if v.dtype == bool else v.astype(dtype) for v in values]
 
 
 def _all_modes(name, arrays):

@@ -19,7 +19,7 @@ import gpuad as ad
 from gpuad import table
 from op_registry import REGISTRY
 
-from test_table import DOMAINS  # noqa: E402  (where each table entry's inputs may lie)
+from test_table import entry_inputs  # noqa: E402  (inputs in each entry's domain)
 
 
 def bounded(max_examples):
@@ -75,23 +75,6 @@ def assert_close(got32, want64, rtol, what):
 
 
 # ================================================================ derivative-table entries
-
-def entry_inputs(name, shapes, rng):
-    """Inputs of table entry ``name`` in its domain (tests/test_table.py's DOMAINS).
-
-    Kinks do not matter here: both modes use the same partials, and float32 and float64 get
-    the same input values, so comparisons (maximum, relu, where) decide alike."""
-    entry = ENTRIES[name]
-    domains = DOMAINS.get(name, [])
-    values = []
-    for i, (arg, shape) in enumerate(zip(entry.inputs, shapes)):
-        if arg in entry.ctypes:
-            values.append(rng.uniform(size=shape) > 0.5)
-            continue
-        low, high = domains[i] if i < len(domains) else (-2.0, 2.0)
-        values.append(rng.uniform(low, high, size=shape))
-    return values
-
 
 def entry_case(name, data, min_side=1):
     entry = ENTRIES[name]

@@ -18,7 +18,7 @@ from gpuad import backends, table
 from gpuad import tape as tape_module
 from op_registry import REGISTRY
 
-from test_table import DOMAINS  # noqa: E402  (where each table entry's inputs may lie)
+from test_table import entry_inputs  # noqa: E402  (inputs in each entry's domain)
 
 ENTRIES = table.load()
 RNG = np.random.default_rng(6)
@@ -997,17 +997,8 @@ def test_strided_broadcast_and_read_only_arrays_give_the_contiguous_results(layo
 def _entry_inputs(name, big, seed=0):
     """Inputs of table entry ``name`` (in its domain); ``big``: 1 MiB, the size at which the
     NumPy paths write into fresh intermediates and pooled buffers, the others broadcast."""
-    entry = ENTRIES[name]
-    rng = np.random.default_rng(seed)
     shapes = [(512, 256) if big else (3, 4), (256,) if big else (4,), (512, 1) if big else (3, 1)]
-    values = []
-    for i, arg in enumerate(entry.inputs):
-        if arg in entry.ctypes:
-            values.append(rng.uniform(size=shapes[i]) > 0.5)
-            continue
-        low, high = DOMAINS.get(name, [])[i] if i < len(DOMAINS.get(name, [])) else (-2, 2)
-        values.append(rng.uniform(low, high, shapes[i]))
-    return values
+    return entry_inputs(name, shapes, np.random.default_rng(seed))
 
 
 def _through_every_mode(f, arrays, cotangent, tangents, second_order=True):

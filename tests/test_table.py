@@ -44,21 +44,31 @@ def test_every_entry_has_a_reference():
     assert set(ENTRIES) == set(REFERENCE), "add the new entry's NumPy reference to REFERENCE"
 
 
+def domain(name, i):
+    """The interval input ``i`` of table entry ``name`` is drawn from."""
+    domains = DOMAINS.get(name, [])
+    return domains[i] if i < len(domains) else (-2.0, 2.0)
+
+
+def entry_inputs(name, shapes, rng):
+    """Inputs of table entry ``name`` in its domain: uniform floats (float64), or random
+    booleans for a bool input."""
+    entry = ENTRIES[name]
+    return [rng.uniform(size=shape) > 0.5 if arg in entry.ctypes else
+            rng.uniform(*domain(name, i), size=shape)
+            for i, (arg, shape) in enumerate(zip(entry.inputs, shapes))]
+
+
 def sample(name, shapes, dtype=np.float64, seed=0):
     """Inputs inside the entry's domain, away from kinks (|x| >= 0.2, x != y)."""
-    rng = np.random.default_rng(seed)
-    entry = ENTRIES[name]
-    domains = DOMAINS.get(name, [])
-    values = []
-    for i, (arg, shape) in enumerate(zip(entry.inputs, shapes)):
-        if arg in entry.ctypes:
-            values.append(rng.uniform(size=shape) > 0.5)
+    values = entry_inputs(name, shapes, np.random.default_rng(seed))
+    for i, v in enumerate(values):
+        if v.dtype == bool:
             continue
-        low, high = domains[i] if i < len(domains) else (-2.0, 2.0)
-        v = rng.uniform(low, high, size=shape)
+        low, high = domain(name, i)
         if low < 0 < high:  # keep away from 0, where abs, relu and sign have kinks
             v = np.where(np.abs(v) < 0.2, 0.2 + np.abs(v), v)
-        values.append(v.astype(dtype))
+        values[i] = v.astype(dtype)
     if name in ("maximum", "minimum"):  # keep the two arguments apart
         values[1] = values[0] + np.where(np.random.default_rng(seed + 1).uniform(
             size=shapes[1]) > 0.5, 0.5, -0.5).astype(dtype)
