@@ -13,25 +13,10 @@ import pathlib
 import platform
 import sys
 
-import pytest
-
 from gpuad import backends
 
 PEERS = ("torch", "autograd", "jax")
 RESULTS = pathlib.Path(__file__).parent / "results"
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "gpu: needs a CUDA GPU and cupy")
-
-
-def pytest_collection_modifyitems(config, items):
-    if backends.CUDA_AVAILABLE:
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU and cupy")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
 
 
 def _rows(config):

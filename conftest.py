@@ -1,0 +1,14 @@
+"""For every pytest run here (tests/, benchmarks/, doctests): items marked `gpu` skip cleanly
+on a machine without a usable CUDA GPU and cupy."""
+import pytest
+
+from gpuad import backends
+
+
+def pytest_collection_modifyitems(config, items):
+    if backends.CUDA_AVAILABLE:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU and cupy")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
