@@ -433,10 +433,9 @@ def _product(xp, a, b):
     """``xp.matmul(a, b)``; on NumPy a large result goes into a pooled buffer."""
     if xp is not numpy:
         return xp.matmul(a, b)
-    rows, cols = a.shape[-2], b.shape[-1]
-    if rows * cols * a.itemsize < _backend.POOL_MIN_BYTES and a.ndim == b.ndim == 2:
-        return numpy.matmul(a, b)
-    shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (rows, cols)
+    shape = (a.shape[-2], b.shape[-1])
+    if a.ndim > 2 or b.ndim > 2:  # broadcast_shapes costs microseconds: only for stacks
+        shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + shape
     if math.prod(shape) * a.itemsize < _backend.POOL_MIN_BYTES:
         return numpy.matmul(a, b)
     return numpy.matmul(a, b, out=_backend.empty(shape, numpy.result_type(a, b)))
