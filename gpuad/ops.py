@@ -595,12 +595,10 @@ def _cupy_binary(prim, x, y, xv, yv):
 
 
 def _binary_out(xv, yv):
-    """``out`` for a binary ufunc on NumPy arrays or an array and a Python number: a pooled
-    buffer when an argument is large (two small ones broadcast to a large result are left to
-    NumPy), else ``...``."""
+    """A pooled ``out`` for a binary ufunc on NumPy arrays (or an array and a Python number),
+    one of them large (the op's fast path tests that; two small ones broadcast to a large
+    result are left to NumPy)."""
     a, b = (xv, yv) if type(xv) is ndarray else (yv, xv)
-    if a.nbytes < _POOL_MIN_BYTES and (type(b) is not ndarray or b.nbytes < _POOL_MIN_BYTES):
-        return _ELLIPSIS
     shape = a.shape if type(b) is not ndarray or b.shape == a.shape else \
         numpy.broadcast(a, b).shape
     return _backend.empty(shape, a.dtype)
