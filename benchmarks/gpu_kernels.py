@@ -3,7 +3,7 @@ device-to-device copy bandwidth.  Prints a Markdown table; run by benchmarks/gpu
 import sys
 
 import gpuad as ad
-from gpuad import backends, table
+from gpuad import backends, cuda, table
 
 cp = backends.cupy
 N = 10**8
@@ -48,7 +48,7 @@ def main(out=sys.stdout):
             sum(r.nbytes for r in grads if r is not None)
         t = gpu_time(lambda: prim.vjp(g, saved, attrs, needs, False))
         spec = table.vjp_kernel_spec(prim.entry, needs)
-        generic = backends.elementwise_kernel(*spec, preamble=table.cuda_preamble(table.load()))
+        generic = cuda.elementwise_kernel(*spec, preamble=table.cuda_preamble(table.load()))
         args = [g] + [values[n].array if isinstance(values[n], ad.Tensor) else
                       cp.float32(values[n]) for n in read[1:]]
         t_generic = gpu_time(lambda: generic(*args))

@@ -75,7 +75,7 @@ def test_w3_peak_memory(data, capsys):
     for impl, (fn, make) in [("gpuad", IMPLS["gpuad"]), ("numpy-floor", IMPLS["numpy-floor"])]:
         arg = make(x)
         fn(arg)
-        ad.backends.free_pooled_buffers()
+        ad.numpy_memory.free_pooled_buffers()
         tracemalloc.start()
         fn(arg)
         peaks[impl] = tracemalloc.get_traced_memory()[1]

@@ -9,7 +9,7 @@
 0.0770
 """
 from . import ops as _ops  # first: array_ops builds on it
-from . import backends
+from . import backends, cuda, numpy_memory
 from . import linalg, nn, random, testing
 from .linalg import *  # noqa: F401,F403  (tensordot, einsum)
 from .reductions import *  # noqa: F401,F403

@@ -10,6 +10,7 @@ import numbers
 import numpy
 
 from . import backends as _backend
+from . import numpy_memory
 from . import tape as _tape
 from .ops import (_apply, _out_of_memory, _tensor, _same_backend, _wrap, divide, equal, multiply,
                   names_memory_errors)
@@ -177,7 +178,7 @@ def _reshape_large(v, shape):
     try:
         return numpy.reshape(v, shape, copy=False)
     except ValueError:
-        flat = _backend.empty((v.size,), v.dtype)
+        flat = numpy_memory.empty((v.size,), v.dtype)
         flat.reshape(v.shape)[...] = v
         return flat.reshape(shape)
 
@@ -194,7 +195,7 @@ def reshape(x, shape):
     v = x._value
     try:
         value = v.reshape(shape) if type(v) is not numpy.ndarray or \
-            v.nbytes < _backend.POOL_MIN_BYTES or v.flags.c_contiguous else \
+            v.nbytes < numpy_memory.POOL_MIN_BYTES or v.flags.c_contiguous else \
             _reshape_large(v, shape)
     except ValueError:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {v.shape} "
@@ -436,9 +437,9 @@ def _product(xp, a, b):
     shape = (a.shape[-2], b.shape[-1])
     if a.ndim > 2 or b.ndim > 2:  # broadcast_shapes costs microseconds: only for stacks
         shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + shape
-    if math.prod(shape) * a.itemsize < _backend.POOL_MIN_BYTES:
+    if math.prod(shape) * a.itemsize < numpy_memory.POOL_MIN_BYTES:
         return numpy.matmul(a, b)
-    return numpy.matmul(a, b, out=_backend.empty(shape, numpy.result_type(a, b)))
+    return numpy.matmul(a, b, out=numpy_memory.empty(shape, numpy.result_type(a, b)))
 
 
 @names_memory_errors("matmul")

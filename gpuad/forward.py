@@ -9,7 +9,7 @@ respect to ``u`` gives ``J t``).
 """
 import numpy
 
-from . import backends
+from . import backends, numpy_memory
 from . import tape as _tape
 from .array_ops import (_MATMUL, _RESHAPE, reduce_sum, reshape, stack, transpose, zeros,
                         zeros_like)
@@ -217,7 +217,7 @@ def basis(source, batch_axis=False):
         return reshape(wrap(xp.ascontiguousarray(eye)), (m, b) + rest)
     n = source.size
     if xp is numpy:  # a pooled buffer: a fresh n x n array costs more in page faults
-        eye = backends.empty((n, n), source.dtype)
+        eye = numpy_memory.empty((n, n), source.dtype)
         eye.fill(0)
         numpy.fill_diagonal(eye, 1)
     else:

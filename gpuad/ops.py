@@ -12,6 +12,7 @@ import numbers
 import numpy
 
 from . import backends as _backend
+from . import cuda, numpy_memory
 from . import table as _table
 from . import tape as _tape
 from .backends import cupy_ndarray
@@ -180,7 +181,7 @@ _OWN_UFUNCS = {"erf": _erf}  # builtins of the table that an array module may la
 
 
 # below this, NumPy's own allocations are cheaper than checking for a buffer to reuse
-_POOL_MIN_BYTES = _backend.POOL_MIN_BYTES
+_POOL_MIN_BYTES = numpy_memory.POOL_MIN_BYTES
 
 
 def _into(ufunc, k, *args):
@@ -199,7 +200,7 @@ def _numpy_out(shape, dtype):
     """The ``out`` of an op's ufunc: a pooled buffer when large, else ``...`` (NumPy then
     returns a 0-d array as an array, not a scalar)."""
     if math.prod(shape) * dtype.itemsize >= _POOL_MIN_BYTES:
-        return _backend.empty(shape, dtype)
+        return numpy_memory.empty(shape, dtype)
     return _ELLIPSIS
 
 
@@ -256,14 +257,14 @@ _PREAMBLE = None
 
 
 def _kernel(spec):
-    """A launcher for the fused kernel ``spec`` (see :func:`gpuad.backends.launch_elementwise`)."""
+    """A launcher for the fused kernel ``spec`` (see :func:`gpuad.cuda.launch_elementwise`)."""
     global _PREAMBLE
     if _PREAMBLE is None:
         _PREAMBLE = _table.cuda_preamble(_ENTRIES)
 
     def render(kinds, ctype):
         return _table.contiguous_kernel(spec, _PREAMBLE, ctype, kinds)
-    return lambda *args: _backend.launch_elementwise(spec, _PREAMBLE, args, render)
+    return lambda *args: cuda.launch_elementwise(spec, _PREAMBLE, args, render)
 
 
 _UNWRAP = "    {name} = {name}._value if type({name}) is Tensor else {name}\n"
@@ -552,7 +553,7 @@ def _make_unary(prim):
                 out = Tensor()
                 try:
                     out._value = forward(v, out=_ELLIPSIS if v.nbytes < pool_min else
-                                         _backend.empty(v.shape, v.dtype))
+                                         numpy_memory.empty(v.shape, v.dtype))
                 except MemoryError as error:
                     raise _out_of_memory(prim.name, error) from None
                 out._id = 0
@@ -601,7 +602,7 @@ def _binary_out(xv, yv):
     a, b = (xv, yv) if type(xv) is ndarray else (yv, xv)
     shape = a.shape if type(b) is not ndarray or b.shape == a.shape else \
         numpy.broadcast(a, b).shape
-    return _backend.empty(shape, a.dtype)
+    return numpy_memory.empty(shape, a.dtype)
 
 
 def _make_binary(prim):

@@ -19,6 +19,7 @@ import warnings
 import numpy
 
 from . import backends as _backend
+from . import numpy_memory
 from .tensor import Tensor, Variable, convert_like, next_id, wrap
 
 
@@ -224,7 +225,7 @@ def _accumulate(grads, i, gi):
     temporary elision, by reference count), else a new sum."""
     old = grads[i]
     if type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.dtype == gi.dtype \
-            and old.nbytes >= _backend.POOL_MIN_BYTES and _backend.sole_view(old, 2) \
+            and old.nbytes >= numpy_memory.POOL_MIN_BYTES and numpy_memory.sole_view(old, 2) \
             and old.shape == numpy.broadcast(old, gi).shape:
         numpy.add(old, gi, out=old)
     else:

@@ -1,4 +1,4 @@
-"""The NumPy buffer pool (gpuad.backends.empty): large results reuse freed buffers, and never
+"""The NumPy buffer pool (gpuad.numpy_memory.empty): large results reuse freed buffers, and never
 one that anything still references.
 
 Each table entry's forward, gradient and tangent on 1 MiB inputs (pooled buffers, writing into
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import gpuad as ad
-from gpuad import backends, table
+from gpuad import numpy_memory, table
 
 from test_table import entry_inputs  # noqa: E402  (inputs in each entry's domain)
 
 ENTRIES = table.load()
-BIG = (512, 512)  # 1 MiB in float32, 2 MiB in float64: above backends.POOL_MIN_BYTES
+BIG = (512, 512)  # 1 MiB in float32, 2 MiB in float64: above numpy_memory.POOL_MIN_BYTES
 
 
 def _inputs(name, dtype, rng):
@@ -69,10 +69,10 @@ def test_repeated_steps_reuse_the_same_buffers():
     with ad.backend("numpy"):
         for _ in range(2):  # the second step runs while the first one's gradient lives
             y, g = _step(x)
-        held = backends.pool_bytes()
+        held = numpy_memory.pool_bytes()
         for _ in range(5):
             y, g = _step(x)
-        assert backends.pool_bytes() == held
+        assert numpy_memory.pool_bytes() == held
     want = _w3_closed_form(x.numpy())
     np.testing.assert_allclose(float(y), want[0], rtol=1e-12)
     np.testing.assert_allclose(g.numpy(), want[1], rtol=1e-12, atol=1e-15)
@@ -102,13 +102,13 @@ def test_a_gradient_returned_to_the_user_is_never_written_again():
 
 
 def test_free_buffers_beyond_the_limit_are_released(monkeypatch):
-    backends.free_pooled_buffers()
-    monkeypatch.setattr(backends, "POOL_FREE_LIMIT", 3 << 20)
+    numpy_memory.free_pooled_buffers()
+    monkeypatch.setattr(numpy_memory, "POOL_FREE_LIMIT", 3 << 20)
     for n in range(1, 9):  # 8 sizes of 1..8 MiB, each freed at once
-        backends.empty((n << 18,), "float32")
-    assert backends.pool_bytes() <= (3 << 20) + (8 << 20)  # the free ones, and the last
-    assert backends.free_pooled_buffers() > 0
-    assert backends.pool_bytes() == 0
+        numpy_memory.empty((n << 18,), "float32")
+    assert numpy_memory.pool_bytes() <= (3 << 20) + (8 << 20)  # the free ones, and the last
+    assert numpy_memory.free_pooled_buffers() > 0
+    assert numpy_memory.pool_bytes() == 0
 
 
 def test_threads_never_share_a_buffer():
@@ -149,15 +149,15 @@ def test_gradients_are_never_summed_into_a_users_array():
 
 
 def test_sole_view_sees_every_other_holder_of_the_memory():
-    a = backends.empty((1 << 18,), "float32")
-    assert backends.sole_view(a, 1)
+    a = numpy_memory.empty((1 << 18,), "float32")
+    assert numpy_memory.sole_view(a, 1)
     other = a.reshape(512, 512)  # another view of the same pooled buffer
-    assert not backends.sole_view(a, 1)
+    assert not numpy_memory.sole_view(a, 1)
     del other
-    assert backends.sole_view(a, 1)
+    assert numpy_memory.sole_view(a, 1)
     alias = a  # noqa: F841
-    assert not backends.sole_view(a, 1)
+    assert not numpy_memory.sole_view(a, 1)
     user = np.ones(1 << 18)
-    assert not backends.sole_view(user[::2], 0)  # a view of memory someone else owns
+    assert not numpy_memory.sole_view(user[::2], 0)  # a view of memory someone else owns
     user.flags.writeable = False
-    assert not backends.sole_view(user, 1)
+    assert not numpy_memory.sole_view(user, 1)

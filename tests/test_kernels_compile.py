@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from gpuad import backends, table
+from gpuad import backends, cuda, table
 
 ENTRIES = table.load()
 SPECS = table.kernel_specs(ENTRIES)
@@ -46,13 +46,13 @@ def test_nvrtc_compiles_every_kernel(ctype):
                                              else "full") for i in range(n))}:
             sources.append(table.contiguous_kernel(spec, "", ctype, kinds)[0])
     # one translation unit: the preamble once, every kernel after it
-    cubin = backends.nvrtc_compile(preamble + "\n".join(sources), f"gpuad_{ctype}.cu")
+    cubin = cuda.nvrtc_compile(preamble + "\n".join(sources), f"gpuad_{ctype}.cu")
     assert len(cubin) > 1000
 
 
 def test_nvrtc_reports_a_broken_kernel():
     with pytest.raises(RuntimeError, match="NVRTC could not compile"):
-        backends.nvrtc_compile('extern "C" __global__ void k() { undefined_call(); }')
+        cuda.nvrtc_compile('extern "C" __global__ void k() { undefined_call(); }')
 
 
 def test_literals_are_rendered_in_the_kernel_type():
