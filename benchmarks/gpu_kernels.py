@@ -41,14 +41,14 @@ def main(out=sys.stdout):
         needs = tuple(i in tape._ids for i in ids)
         g = cp.ones(N, cp.float32)
         grads = prim.vjp(g, saved, attrs, needs, False)
-        read = [n.split()[1] for n in table.vjp_kernel_spec(prim.entry, needs)[0].split(",")]
+        spec = table.vjp_kernel_spec(prim.entry, needs)
+        read = spec.param_names
         values = dict(zip(prim.entry.saves, saved))
         moved = g.nbytes + sum(values[n].array.nbytes for n in read[1:] if
                                isinstance(values[n], ad.Tensor) and values[n].size == N) + \
             sum(r.nbytes for r in grads if r is not None)
         t = gpu_time(lambda: prim.vjp(g, saved, attrs, needs, False))
-        spec = table.vjp_kernel_spec(prim.entry, needs)
-        generic = cuda.elementwise_kernel(*spec, preamble=table.cuda_preamble(table.load()))
+        generic = cuda.elementwise_kernel(spec, table.cuda_preamble(table.load()))
         args = [g] + [values[n].array if isinstance(values[n], ad.Tensor) else
                       cp.float32(values[n]) for n in read[1:]]
         t_generic = gpu_time(lambda: generic(*args))

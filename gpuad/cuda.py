@@ -12,14 +12,13 @@ from .backends import cupy, cupy_ndarray
 _kernel_cache = {}
 
 
-def elementwise_kernel(in_params, out_params, operation, name, preamble):
-    """A cached ``cupy.ElementwiseKernel`` (compiled per dtype by CuPy on first launch)."""
-    key = (in_params, out_params, operation, name)
-    kernel = _kernel_cache.get(key)
+def elementwise_kernel(spec, preamble):
+    """A cached ``cupy.ElementwiseKernel`` for :class:`gpuad.table.KernelSpec` ``spec``
+    (compiled per dtype by CuPy on first launch)."""
+    kernel = _kernel_cache.get(spec)
     if kernel is None:
-        kernel = cupy.ElementwiseKernel(in_params, out_params, operation, name,
-                                        preamble=preamble)
-        _kernel_cache[key] = kernel
+        kernel = _kernel_cache[spec] = cupy.ElementwiseKernel(
+            *spec.elementwise_kernel_args(), preamble=preamble)
     return kernel
 
 
@@ -27,7 +26,8 @@ _CONTIGUOUS_DTYPES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.flo
 
 
 def launch_elementwise(spec, preamble, args, render):
-    """Run the elementwise kernel ``spec`` on ``args`` (one per input parameter).
+    """Run the elementwise kernel ``spec`` (a :class:`gpuad.table.KernelSpec`) on ``args``,
+    one per parameter.
 
     Contiguous float32/float64 data, where every array is either full-size or one element,
     runs as a generated RawKernel with vector loads (``render(kinds, ctype) -> (source,
@@ -36,7 +36,7 @@ def launch_elementwise(spec, preamble, args, render):
     """
     arrays = [a for a in args if type(a) is cupy_ndarray]
     if not arrays:
-        return elementwise_kernel(*spec, preamble=preamble)(*args)
+        return elementwise_kernel(spec, preamble)(*args)
     shape = max((a.shape for a in arrays), key=math.prod)
     ctype = _CONTIGUOUS_DTYPES.get(next(a.dtype for a in arrays if a.dtype != numpy.bool_)
                                    if any(a.dtype != numpy.bool_ for a in arrays) else None)
@@ -51,21 +51,21 @@ def launch_elementwise(spec, preamble, args, render):
         else:
             ctype = None  # broadcast or strided: CuPy's indexing
     if ctype is None:
-        return elementwise_kernel(*spec, preamble=preamble)(*args)
+        return elementwise_kernel(spec, preamble)(*args)
     key = (spec, ctype, tuple(kinds))
     kernel = _kernel_cache.get(key)
     if kernel is None:
         source, name = render(tuple(kinds), ctype)
         kernel = _kernel_cache[key] = cupy.RawKernel(source, name, options=("--std=c++17",))
     dtype = numpy.float32 if ctype == "float" else numpy.float64
-    outs = [cupy.empty(shape, dtype) for _ in spec[1].split(",")]
+    outs = [cupy.empty(shape, dtype) for _ in spec.outputs]
     n = math.prod(shape)
     if n:
         threads, width = 256, 4 if ctype == "float" else 2
         blocks = max(1, min((n // width + threads - 1) // threads, _max_blocks()))
         values = [a if type(a) is cupy_ndarray else
-                  (numpy.bool_(a) if p.split()[0] == "bool" else dtype(a))
-                  for a, p in zip(args, spec[0].split(","))]
+                  (numpy.bool_(a) if ctype_of == "bool" else dtype(a))
+                  for a, (_, ctype_of) in zip(args, spec.params)]
         kernel((blocks,), (threads,), (*values, *outs, numpy.int64(n)))
     return outs[0] if len(outs) == 1 else tuple(outs)
 

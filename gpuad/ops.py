@@ -350,7 +350,7 @@ class Elementwise:
         rule = self._cuda_rules.get(needs)
         if rule is None:
             spec = _table.vjp_kernel_spec(self.entry, needs)
-            ins = [p.split()[1] for p in spec[0].split(",")][1:]
+            ins = spec.param_names[1:]  # after the cotangent
             rule = self._cuda_rules[needs] = (
                 _kernel(spec), [self.entry.saves.index(n) for n in ins])
         kernel, order = rule
@@ -381,7 +381,7 @@ class Elementwise:
             if launch_and_names is None:
                 spec = _table.jvp_kernel_spec(self.entry, has)
                 launch_and_names = self._cuda_jvps[has] = (
-                    _kernel(spec), [p.split()[1] for p in spec[0].split(",")])
+                    _kernel(spec), spec.param_names)
             launch, names = launch_and_names
             values = dict(zip([f"t{n}" for n, h in zip(self.entry.inputs, has) if h], raw))
             T = raw[0].dtype.type

@@ -17,6 +17,8 @@ into the masked-off branch.
 """
 import ast
 import copy
+import dataclasses
+import itertools
 import pathlib
 import re
 
@@ -199,6 +201,128 @@ def gradient_entry(entry, wrt, entries):
     return derived
 
 
+# ------------------------------------------------------------------ simplification and CSE
+
+def _negated(node):
+    if _is_const(node) and not isinstance(node.value, bool):
+        return ast.Constant(-node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return node.operand
+    return ast.UnaryOp(ast.USub(), node)
+
+
+class _Simplify(ast.NodeTransformer):
+    """Local rewrites, bottom up: constants folded, identities of 0 and 1, double negation,
+    and ``where`` with equal branches.  Only rewrites exact in IEEE arithmetic (``x * 0`` is
+    left alone: it is NaN for an infinite ``x``)."""
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        return _negated(node.operand) if isinstance(node.op, ast.USub) else node
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        a, b, op = node.left, node.right, type(node.op)
+        if _is_const(a) and _is_const(b) and op in (ast.Add, ast.Sub, ast.Mult):
+            return ast.Constant({ast.Add: a.value + b.value, ast.Sub: a.value - b.value,
+                                 ast.Mult: a.value * b.value}[op])
+        if op is ast.Add and _is_const(b, 0) or op is ast.Sub and _is_const(b, 0):
+            return a
+        if op is ast.Add and _is_const(a, 0):
+            return b
+        if op is ast.Sub and _is_const(a, 0):
+            return _negated(b)
+        if op is ast.Add and isinstance(b, ast.UnaryOp) and isinstance(b.op, ast.USub):
+            return ast.BinOp(a, ast.Sub(), b.operand)  # a + -b -> a - b
+        if op is ast.Sub and isinstance(b, ast.UnaryOp) and isinstance(b.op, ast.USub):
+            return ast.BinOp(a, ast.Add(), b.operand)
+        if op is ast.Mult and _is_const(b, 1) or op is ast.Div and _is_const(b, 1):
+            return a
+        if op is ast.Mult and _is_const(a, 1):
+            return b
+        if op is ast.Mult and (_is_const(a, -1) or _is_const(b, -1)):
+            return _negated(b if _is_const(a, -1) else a)
+        if op in (ast.Mult, ast.Div) and all(isinstance(v, ast.UnaryOp) and
+                                              isinstance(v.op, ast.USub) for v in (a, b)):
+            return ast.BinOp(a.operand, node.op, b.operand)  # -a * -b -> a * b
+        return node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if getattr(node.func, "id", "") == "where" and \
+                ast.dump(node.args[1]) == ast.dump(node.args[2]):
+            return node.args[1]
+        return node
+
+
+def simplify(expr):
+    """``expr`` with the exact local rewrites of :class:`_Simplify` applied."""
+    return ast.fix_missing_locations(_Simplify().visit(copy.deepcopy(expr)))
+
+
+_COMPUTED = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Compare, ast.BoolOp)
+
+
+def _subtrees(expr):
+    return [n for n in ast.walk(expr) if isinstance(n, _COMPUTED)]
+
+
+def common_subexpressions(exprs, prefix="s"):
+    """Compute each repeated subexpression of ``exprs`` once.
+
+    Returns ``(temporaries, exprs)``: ``temporaries`` are ``(name, ast)`` assignments in
+    dependency order (``s0``, ``s1``, ...), and ``exprs`` read them by name.  The largest
+    repeated subtree is taken first, so a temporary never just renames another.
+    """
+    exprs = [copy.deepcopy(e) for e in exprs]
+    temporaries = []
+    while True:
+        counts = {}
+        for e in exprs + [t for _, t in temporaries]:
+            for node in _subtrees(e):
+                key = ast.dump(node)
+                counts[key] = counts.get(key, 0) + 1
+        repeated = [k for k, c in counts.items() if c > 1]
+        if not repeated:
+            break
+        key = max(repeated, key=len)
+        name = f"{prefix}{len(temporaries)}"
+        definition = next(n for e in exprs + [t for _, t in temporaries]
+                          for n in _subtrees(e) if ast.dump(n) == key)
+        definition = copy.deepcopy(definition)
+        replace = _ReplaceSubtree(key, name)
+        exprs = [replace.visit(e) for e in exprs]
+        temporaries = [(n, replace.visit(t)) for n, t in temporaries] + [(name, definition)]
+    ordered = _dependency_order(temporaries)
+    rename = {old: ast.Name(f"{prefix}{i}") for i, (old, _) in enumerate(ordered)}
+    return ([(rename[n].id, substitute(e, rename)) for n, e in ordered],
+            [substitute(e, rename) for e in exprs])
+
+
+class _ReplaceSubtree(ast.NodeTransformer):
+    def __init__(self, key, name):
+        self.key, self.name = key, name
+
+    def visit(self, node):
+        if isinstance(node, _COMPUTED) and ast.dump(node) == self.key:
+            return ast.Name(self.name)
+        return super().visit(node)
+
+
+def _dependency_order(temporaries):
+    """Temporaries reordered so each is defined before it is read."""
+    pending, ordered, done = list(temporaries), [], set()
+    names = {n for n, _ in temporaries}
+    while pending:
+        for i, (name, expr) in enumerate(pending):
+            reads = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)} & names
+            if reads <= done:
+                ordered.append(pending.pop(i))
+                done.add(name)
+                break
+    return ordered
+
+
 # ------------------------------------------------------------------ Python (NumPy / gpuad)
 
 class _TypedLiterals(ast.NodeTransformer):
@@ -290,37 +414,41 @@ def jvp_expr(entry, tangents):
     return total
 
 
+def _python_body(params, prologue, exprs, in_place):
+    """The statements of a rule and the sources of its results: ``exprs`` (None for a missing
+    one) simplified, with their common subexpressions computed once into temporaries."""
+    present = [simplify(e) for e in exprs if e is not None]
+    temporaries, present = common_subexpressions(present)
+    results = iter(present)
+    parts = ["None" if e is None else
+             f"zeros_like({params[0]})" if _is_const(e) else
+             python_source(next(results), in_place=in_place) for e in exprs]
+    head = "".join(prologue.format(name=n) for n in params if prologue)
+    body = "".join(f"    {n} = {python_source(e, in_place=in_place)}\n" for n, e in temporaries)
+    return head + body, parts
+
+
 def python_vjp_source(entry, needs, fname, prologue="", in_place=False):
-    """Source of ``def fname(g, <saves>)`` returning one gradient (or None) per input.
+    """Source of ``def fname(g, <saves>)`` returning a tuple of one gradient (or None) per
+    input.
 
     ``prologue`` (a format string over ``{name}``) is run first for ``g`` and each saved
     name, e.g. to unwrap Tensors; ``T`` -- the type of literals -- must be bound by the
-    namespace or by a prologue line; ``in_place`` lets NumPy ops reuse fresh buffers.  A partial that is identically 0 (sign) gives
-    ``zeros_like(g)``.
+    namespace or by a prologue line; ``in_place`` lets NumPy ops reuse fresh buffers.  A
+    partial that is identically 0 (sign) gives ``zeros_like(g)``.
     """
-    parts = []
-    for expr in vjp_exprs(entry, needs):
-        if expr is None:
-            parts.append("None")
-        elif _is_const(expr):
-            parts.append("zeros_like(g)")
-        else:
-            parts.append(python_source(expr, in_place=in_place))
-    names = ("g",) + entry.saves
-    head = "".join(prologue.format(name=n) for n in names if prologue)
-    return f"def {fname}({', '.join(names)}):\n{head}    return ({', '.join(parts)},)\n"
+    params = ("g",) + entry.saves
+    body, results = _python_body(params, prologue, vjp_exprs(entry, needs), in_place)
+    return f"def {fname}({', '.join(params)}):\n{body}    return ({', '.join(results)},)\n"
 
 
 def python_jvp_source(entry, has_tangent, fname, prologue="", in_place=False):
     """Source of ``def fname(<t_x for inputs with a tangent>, <saves>)`` returning the output's
     tangent ``sum_x t_x * d_x`` (``zeros_like`` of the tangent when that is identically 0)."""
     tangents = [f"t{n}" if has else None for n, has in zip(entry.inputs, has_tangent)]
-    expr = jvp_expr(entry, tangents)
-    body = f"zeros_like({next(t for t in tangents if t)})" if _is_const(expr) else \
-        python_source(expr, in_place=in_place)
-    names = tuple(t for t in tangents if t) + entry.saves
-    head = "".join(prologue.format(name=n) for n in names if prologue)
-    return f"def {fname}({', '.join(names)}):\n{head}    return {body}\n"
+    params = tuple(t for t in tangents if t) + entry.saves
+    body, (result,) = _python_body(params, prologue, [jvp_expr(entry, tangents)], in_place)
+    return f"def {fname}({', '.join(params)}):\n{body}    return {result}\n"
 
 
 # ------------------------------------------------------------------ CUDA
@@ -370,46 +498,91 @@ def cuda_preamble(entries):
     return header + declarations + definitions
 
 
-def _params(entry, names):
-    return ", ".join(f"{entry.ctypes.get(n, 'T')} {n}" for n in names)
+@dataclasses.dataclass(frozen=True)
+class KernelSpec:
+    """One generated elementwise kernel: what it reads, what it writes, how.
+
+    ``params``: ``(name, C type)`` per input in launch order (``"T"`` is the kernel's floating
+    type, bound at launch); ``outputs``: the names it writes, each of type ``T``; ``body``:
+    single assignments ``(name, ast)`` in order, temporaries (names not in ``outputs``) first.
+    Frozen, so it keys the caches of compiled kernels.
+    """
+
+    name: str
+    params: tuple
+    outputs: tuple
+    body: tuple
+
+    @property
+    def param_names(self):
+        return tuple(n for n, _ in self.params)
+
+    @property
+    def in_params(self):
+        """CuPy's ``in_params`` string."""
+        return ", ".join(f"{c} {n}" for n, c in self.params)
+
+    @property
+    def out_params(self):
+        return ", ".join(f"T {n}" for n in self.outputs)
+
+    @property
+    def operation(self):
+        """The body as CUDA statements (outputs are declared by the kernel around it)."""
+        return " ".join(f"{_declaration(n, e, self.outputs)}{n} = {cuda_expression(e)};"
+                        for n, e in self.body)
+
+    def elementwise_kernel_args(self):
+        """``(in_params, out_params, operation, name)`` for ``cupy.ElementwiseKernel``."""
+        return self.in_params, self.out_params, self.operation, self.name
+
+
+def _declaration(name, expr, outputs):
+    if name in outputs:  # declared by the kernel around the body
+        return ""
+    return "const bool " if isinstance(expr, (ast.Compare, ast.BoolOp)) else "const T "
+
+
+def kernel_spec(name, ctypes, candidates, outputs):
+    """The spec computing ``outputs`` (``[(name, ast)]``): each simplified, their common
+    subexpressions computed once; its parameters are the ``candidates`` the body reads, in
+    the candidates' order (``ctypes``: C types other than ``T``)."""
+    outputs = [(n, simplify(e)) for n, e in outputs]
+    temporaries, exprs = common_subexpressions([e for _, e in outputs])
+    body = tuple(temporaries) + tuple(zip([n for n, _ in outputs], exprs))
+    used = {n.id for _, e in body for n in ast.walk(e) if isinstance(n, ast.Name)}
+    params = tuple((n, ctypes.get(n, "T")) for n in candidates if n in used)
+    return KernelSpec(name, params, tuple(n for n, _ in outputs), body)
 
 
 def forward_kernel_spec(entry):
-    """(in_params, out_params, operation, name) of the fused forward kernel."""
-    return (_params(entry, entry.inputs), "T out",
-            f"out = {cuda_expression(entry.forward)};", f"gpuad_{entry.name}")
+    """The fused forward kernel of ``entry``."""
+    return kernel_spec(f"gpuad_{entry.name}", entry.ctypes, entry.inputs,
+                       [("out", entry.forward)])
 
 
 def vjp_kernel_spec(entry, needs):
-    """(in_params, out_params, operation, name) of the fused VJP kernel.
-
-    One launch reads ``g`` and the saved values once and writes each needed gradient once.
-    """
-    exprs = vjp_exprs(entry, needs)
-    names = [n for n, e in zip(entry.inputs, exprs) if e is not None]
-    body = " ".join(f"g{n} = {cuda_expression(e)};" for n, e in zip(entry.inputs, exprs)
-                    if e is not None)
-    used = {n.id for e in exprs if e is not None for n in ast.walk(e) if isinstance(n, ast.Name)}
-    ins = ["g"] + [n for n in entry.inputs + ("out",) if n in used]
-    outs = ", ".join(f"T g{n}" for n in names)
-    return (_params(entry, ins), outs, body, f"gpuad_vjp_{entry.name}_{'_'.join(names)}")
+    """The fused VJP kernel: one launch reads ``g`` and the saved values once and writes each
+    needed gradient ``g<input>`` once."""
+    outputs = [(f"g{n}", e) for n, e in zip(entry.inputs, vjp_exprs(entry, needs))
+               if e is not None]
+    grads = "_".join(n[1:] for n, _ in outputs)
+    return kernel_spec(f"gpuad_vjp_{entry.name}_{grads}", entry.ctypes,
+                       ("g",) + entry.inputs + ("out",), outputs)
 
 
 def jvp_kernel_spec(entry, has_tangent):
-    """(in_params, out_params, operation, name) of the fused JVP kernel."""
+    """The fused JVP kernel: ``tout = sum_x t<x> * d_x`` over the inputs with a tangent."""
     tangents = [f"t{n}" if has else None for n, has in zip(entry.inputs, has_tangent)]
-    expr = jvp_expr(entry, tangents)
-    used = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
-    ins = [n for n in entry.inputs + ("out",) if n in used] + [t for t in tangents if t]
     with_tangents = "_".join(n for n, t in zip(entry.inputs, tangents) if t)
-    return (_params(entry, ins), "T tout", f"tout = {cuda_expression(expr)};",
-            f"gpuad_jvp_{entry.name}_{with_tangents}")
+    return kernel_spec(f"gpuad_jvp_{entry.name}_{with_tangents}", entry.ctypes,
+                       entry.inputs + ("out",) + tuple(t for t in tangents if t),
+                       [("tout", jvp_expr(entry, tangents))])
 
 
 def kernel_specs(entries):
-    """Every (in_params, out_params, operation, name) the CuPy backend can launch: each entry's
-    and each first-order gradient entry's (higher orders are made the same way)."""
-    import itertools
+    """Every :class:`KernelSpec` the CuPy backend can launch: each entry's and each
+    first-order gradient entry's (higher orders are made the same way)."""
     specs = []
     gradient_entries = [gradient_entry(e, n, entries) for e in entries.values()
                         for n in e.partials if not _is_const(e.partials[n])]
@@ -432,13 +605,11 @@ def contiguous_kernel(spec, preamble, ctype, kinds):
     doubles, so even a one-read-one-write kernel moves data at close to copy bandwidth.
     Returns ``(source, kernel name)``; NVRTC compiles these in CI without a GPU.
     """
-    in_params, out_params, operation, name = spec
+    operation, outs = spec.operation, spec.outputs
     width, vector = (4, "float4") if ctype == "float" else (2, "double2")
-    ins = [p.split() for p in in_params.split(",")]
-    outs = [p.split()[1] for p in out_params.split(",")]
-    kernel_name = f"{name}_{ctype}_{''.join(k[0] for k in kinds)}"
+    kernel_name = f"{spec.name}_{ctype}_{''.join(k[0] for k in kinds)}"
     params, vector_loads, lane_loads, tail_loads = [], [], [], []
-    for (c, n), kind in zip(ins, kinds):
+    for (n, c), kind in zip(spec.params, kinds):
         c = ctype if c == "T" else c
         vectorized = kind == "full" and c == ctype
         if kind == "value":

@@ -18,7 +18,7 @@ if backends.cupy is None:
 
 
 def test_every_entry_has_kernels():
-    names = {spec[3] for spec in SPECS}
+    names = {spec.name for spec in SPECS}
     for entry in ENTRIES.values():
         assert f"gpuad_{entry.name}" in names
         if entry.partials:
@@ -26,11 +26,10 @@ def test_every_entry_has_kernels():
             assert any(n.startswith(f"gpuad_jvp_{entry.name}_") for n in names)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s[3] for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 def test_cupy_accepts_the_kernel(spec):
     """CuPy parses the parameters (reserved names, types) without a GPU."""
-    in_params, out_params, operation, name = spec
-    backends.cupy.ElementwiseKernel(in_params, out_params, operation, name,
+    backends.cupy.ElementwiseKernel(*spec.elementwise_kernel_args(),
                                     preamble=table.cuda_preamble(ENTRIES))
 
 
@@ -41,7 +40,7 @@ def test_nvrtc_compiles_every_kernel(ctype):
     preamble = table.cuda_preamble(ENTRIES)
     sources = []
     for spec in SPECS:
-        n = len(spec[0].split(","))
+        n = len(spec.params)
         for kinds in {("full",) * n, tuple(("value" if i == 1 else "one" if i == n - 1 and i
                                              else "full") for i in range(n))}:
             sources.append(table.contiguous_kernel(spec, "", ctype, kinds)[0])
@@ -57,5 +56,5 @@ def test_nvrtc_reports_a_broken_kernel():
 
 def test_literals_are_rendered_in_the_kernel_type():
     for spec in SPECS:
-        operation = spec[2]
+        operation = spec.operation
         assert "0.5)" not in operation.replace("T(0.5)", ""), operation
