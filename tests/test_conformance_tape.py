@@ -66,3 +66,90 @@ def test_pickling_a_cupy_variable_keeps_it_on_cupy():
     t2 = _pickled(ad.constant([3.0], backend="cupy"))
     assert t2.backend == "cupy" and t2.numpy().tolist() == [3.0]
     assert backends.name_of(t2.array) == "cupy"
+
+
+# ------------------------------------------------------- custom_gradient over a Variable argument
+
+@ad.custom_gradient
+def _doubled_gradient(x):
+    return ad.identity(x), lambda dy: 2.0 * dy
+
+
+@ad.custom_gradient
+def _square_plus_x(x):  # value x**2, declared gradient 2x + 1 (reads x when differentiated)
+    return ad.square(x), lambda dy: 2.0 * dy * x + 1.0
+
+
+def test_custom_gradient_of_a_variable_argument_reaches_the_variable():
+    v = ad.Variable(1.0)
+    with ad.GradientTape() as tape:
+        y = _doubled_gradient(v)
+    assert float(tape.gradient(y, v)) == 2.0
+
+
+def test_custom_gradient_reading_its_variable_argument_needs_no_variables_keyword():
+    v = ad.Variable(3.0)
+    [(g, var)] = ad.implicit_gradients(lambda: _square_plus_x(v))()
+    assert var is v and float(g) == 7.0
+    with ad.GradientTape() as outer:
+        with ad.GradientTape() as inner:
+            y = _square_plus_x(v)
+        g = inner.gradient(y, v)
+    assert float(g) == 7.0 and float(outer.gradient(g, v)) == 2.0  # d(2v + 1)/dv
+
+
+def test_custom_gradient_passes_only_the_other_variables_to_grad_fn():
+    v, w = ad.Variable(3.0, name="v"), ad.Variable(2.0, name="w")
+    passed = []
+
+    @ad.custom_gradient
+    def scale(x):
+        def grad_fn(dy, variables=None):
+            passed.append(variables)
+            return dy * w, [dy * x]
+        return x * w, grad_fn
+    with ad.GradientTape() as tape:
+        y = scale(v)
+    g_v, g_w = tape.gradient(y, [v, w])
+    assert (float(g_v), float(g_w)) == (2.0, 3.0)
+    assert len(passed) == 1 and len(passed[0]) == 1 and passed[0][0] is w
+
+
+@pytest.mark.parametrize("dtype, returned", [
+    ("float64", lambda dy: 3.0),  # a Python float (float32 by itself)
+    ("float32", lambda dy: np.float64(3.0)),
+    ("float32", lambda dy: np.array(3.0)),
+], ids=["python float", "numpy scalar", "numpy 0-d array"])
+def test_custom_gradient_converts_python_and_numpy_gradients_to_the_input_dtype(dtype, returned):
+    @ad.custom_gradient
+    def f(x):
+        return x * x, returned
+    x = ad.constant(2.0, dtype=dtype)
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = f(x)
+    g = tape.gradient(y, x)
+    assert g.dtype == np.dtype(dtype) and float(g) == 3.0
+
+
+def test_custom_gradient_with_the_wrong_number_of_gradients_is_a_value_error():
+    w = ad.Variable(2.0, name="w")
+
+    @ad.custom_gradient
+    def scale(x):
+        return x * w, lambda dy, variables=None: dy * w  # forgot the variable gradients
+    x = ad.constant(3.0)
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = scale(x)
+    with pytest.raises(ValueError, match=r"custom_gradient\(scale\).*input_grads, variable_grads"):
+        tape.gradient(y, x)
+
+    @ad.custom_gradient
+    def two_for_one(x):
+        return x * 2.0, lambda dy: [dy, dy]
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = two_for_one(x)
+    with pytest.raises(ValueError, match=r"returned 2 input gradients .* for 1 inputs"):
+        tape.gradient(y, x)
