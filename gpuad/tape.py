@@ -396,8 +396,9 @@ class GradientTape:
         self._used = False
 
     def watched_variables(self):
-        """The Variables this tape watches, in the order they were first watched."""
-        return tuple(self._variables.values())
+        """The Variables this tape watches, in creation order (as TensorFlow: the order does
+        not depend on which one the computation read first)."""
+        return tuple([self._variables[i] for i in sorted(self._variables)])
 
     def gradient(self, target, sources, output_gradients=None,
                  unconnected_gradients=UnconnectedGradients.NONE):

@@ -153,3 +153,20 @@ def test_custom_gradient_with_the_wrong_number_of_gradients_is_a_value_error():
         y = two_for_one(x)
     with pytest.raises(ValueError, match=r"returned 2 input gradients .* for 1 inputs"):
         tape.gradient(y, x)
+
+
+# ----------------------------------------------------------- variables come in creation order
+
+def test_variables_are_listed_in_creation_order_not_access_order():
+    a, b, c = ad.Variable(1.0, name="a"), ad.Variable(2.0, name="b"), ad.Variable(3.0, name="c")
+
+    def loss():
+        return c * 5.0 + a * 7.0 + b * 11.0  # read c first, then a, then b
+    with ad.GradientTape() as tape:
+        loss()
+    assert [v.name for v in tape.watched_variables()] == ["a", "b", "c"]
+    pairs = ad.implicit_gradients(loss)()
+    assert [(v.name, float(g)) for g, v in pairs] == [("a", 7.0), ("b", 11.0), ("c", 5.0)]
+    value, pairs = ad.implicit_value_and_gradients(loss)()
+    assert float(value) == 15.0 + 7.0 + 22.0
+    assert [v.name for _, v in pairs] == ["a", "b", "c"]
