@@ -33,6 +33,13 @@ def _param_positions(f, params, nargs):
     return positions
 
 
+def _check_returned(value, f):
+    """TensorFlow's error for a function that returns None (a forgotten ``return``)."""
+    if value is None:
+        raise ValueError("Cannot differentiate a function that returns None; did you forget "
+                         f"to return a value from {getattr(f, '__name__', f)}?")
+
+
 def _value_and_gradients(f, params, args, kwargs):
     dy = kwargs.pop("dy", None)
     if kwargs:
@@ -52,6 +59,7 @@ def _value_and_gradients(f, params, args, kwargs):
             if args[i].dtype.kind in "fc":
                 tape._watch_one(args[i])
         value = f(*args)
+    _check_returned(value, f)
     grads = tape.gradient(value, [args[i] for i in positions], output_gradients=dy)
     return value, grads
 
@@ -106,6 +114,7 @@ def implicit_value_and_gradients(f):
     def decorated(*args, **kwargs):
         with GradientTape() as tape:
             value = f(*args, **kwargs)
+        _check_returned(value, f)
         variables = tape.watched_variables()
         if not variables:
             raise ValueError("implicit_gradients: no trainable Variables were accessed while "

@@ -2,6 +2,7 @@
 custom_gradient over Variables, the order of variables, and the errors TensorFlow defines."""
 import copy
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -170,3 +171,82 @@ def test_variables_are_listed_in_creation_order_not_access_order():
     value, pairs = ad.implicit_value_and_gradients(loss)()
     assert float(value) == 15.0 + 7.0 + 22.0
     assert [v.name for _, v in pairs] == ["a", "b", "c"]
+
+
+# ------------------------------------------------------------------- the errors TF defines
+
+def _forgets_to_return(x):
+    x * x
+
+
+@pytest.mark.parametrize("transform", [
+    ad.gradients_function, ad.value_and_gradients_function,
+    ad.implicit_gradients, ad.implicit_value_and_gradients])
+def test_differentiating_a_function_that_returns_none(transform):
+    v = ad.Variable(1.0)  # read, so that the implicit transforms have a variable
+
+    def forgets(x):
+        x * v
+    for f in (_forgets_to_return, forgets):
+        message = ("Cannot differentiate a function that returns None; did you forget to "
+                   f"return a value from {f.__name__}?")
+        with pytest.raises(ValueError) as info:
+            transform(f)(2.0)
+        assert str(info.value) == message
+
+
+@pytest.mark.parametrize("not_a_tensor", [1.0, np.array([1.0, 2.0]), [ad.constant(1.0), 2.0]],
+                         ids=["float", "ndarray", "list with a float"])
+def test_watching_a_non_tensor_is_a_value_error(not_a_tensor):
+    with ad.GradientTape() as tape:
+        with pytest.raises(ValueError, match="GradientTape.watch: Passed in object"):
+            tape.watch(not_a_tensor)
+
+
+@pytest.mark.parametrize("source_shape, f, bad", [
+    ((3, 2), lambda x: ad.reduce_sum(x, axis=1), "target shape (3,)"),
+    ((3,), lambda x: ad.reshape(x, (3, 1)) * 2.0, "source shape (3,)")], ids=["target", "source"])
+def test_batch_jacobian_needs_rank_two(source_shape, f, bad):
+    x = ad.constant(np.ones(source_shape))
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = f(x)
+    with pytest.raises(ValueError, match=re.escape(f"{bad} must have rank at least 2")):
+        tape.batch_jacobian(y, x)
+
+
+def test_batch_jacobian_batch_size_mismatch_has_tensorflows_message():
+    x = ad.constant(np.ones((3, 2)))
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = ad.reduce_sum(x) * ad.ones((4, 2), "float64")
+    with pytest.raises(ValueError) as info:
+        tape.batch_jacobian(y, x)
+    assert str(info.value) == ("Need first dimension of target shape ((4, 2)) and source "
+                               "shape ((3, 2)) to match.")
+
+
+@pytest.mark.parametrize("first, second", [
+    ("gradient", "gradient"), ("jacobian", "jacobian"), ("batch_jacobian", "batch_jacobian"),
+    ("gradient", "batch_jacobian"), ("batch_jacobian", "gradient")])
+def test_a_used_non_persistent_tape_says_what_tensorflow_says(first, second):
+    x = ad.constant(np.arange(6.0).reshape(3, 2))
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = x * x
+    getattr(tape, first)(y, x)
+    with pytest.raises(RuntimeError) as info:
+        getattr(tape, second)(y, x)
+    assert str(info.value).startswith(
+        "A non-persistent GradientTape can only be used to compute one set of gradients")
+
+
+@pytest.mark.parametrize("method", ["gradient", "jacobian", "batch_jacobian"])
+def test_an_unknown_unconnected_gradients_value(method):
+    x = ad.constant(np.ones((2, 2)))
+    with ad.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = x * 2.0
+    with pytest.raises(ValueError) as info:
+        getattr(tape, method)(y, x, unconnected_gradients="nonsense")
+    assert str(info.value) == "Unknown value for unconnected_gradients: 'nonsense'"
