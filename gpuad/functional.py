@@ -9,7 +9,7 @@ import inspect
 from . import tape as _tape
 from .array_ops import identity
 from .tape import GradientTape, Primitive
-from .tensor import Tensor, convert_to_tensor, wrap
+from .tensor import Tensor, convert_like, convert_to_tensor, wrap
 
 
 def _param_positions(f, params, nargs):
@@ -33,6 +33,13 @@ def _param_positions(f, params, nargs):
     return positions
 
 
+def _check_returned(value, f):
+    """TensorFlow's error for a function that returns None (a forgotten ``return``)."""
+    if value is None:
+        raise ValueError("Cannot differentiate a function that returns None; did you forget "
+                         f"to return a value from {getattr(f, '__name__', f)}?")
+
+
 def _value_and_gradients(f, params, args, kwargs):
     dy = kwargs.pop("dy", None)
     if kwargs:
@@ -52,6 +59,7 @@ def _value_and_gradients(f, params, args, kwargs):
             if args[i].dtype.kind in "fc":
                 tape._watch_one(args[i])
         value = f(*args)
+    _check_returned(value, f)
     grads = tape.gradient(value, [args[i] for i in positions], output_gradients=dy)
     return value, grads
 
@@ -106,6 +114,7 @@ def implicit_value_and_gradients(f):
     def decorated(*args, **kwargs):
         with GradientTape() as tape:
             value = f(*args, **kwargs)
+        _check_returned(value, f)
         variables = tape.watched_variables()
         if not variables:
             raise ValueError("implicit_gradients: no trainable Variables were accessed while "
@@ -273,19 +282,29 @@ def stop_gradient(x):
     return wrap(convert_to_tensor(x, op="stop_gradient")._value)
 
 
+def _as_list(grads):
+    return list(grads) if isinstance(grads, (list, tuple)) else [grads]
+
+
 def _custom_vjp(g, saved, attrs, needs):
-    grad_fn, n_inputs, variables = attrs
+    grad_fn, inputs, variables, name = attrs
+    n_args = len(inputs) - len(variables)
     if variables:
-        input_grads, variable_grads = grad_fn(g, variables=list(variables))
+        both = grad_fn(g, variables=list(variables))
+        if not isinstance(both, (list, tuple)) or len(both) != 2:
+            raise ValueError(f"custom_gradient({name}): f reads Variables, so grad_fn(dy, "
+                             f"variables=...) must return (input_grads, variable_grads), got "
+                             f"{type(both).__name__}")
+        input_grads, variable_grads = _as_list(both[0]), _as_list(both[1])
     else:
-        input_grads, variable_grads = grad_fn(g), []
-    input_grads = list(input_grads) if isinstance(input_grads, (list, tuple)) else [input_grads]
-    if len(input_grads) != n_inputs or len(variable_grads) != len(variables):
-        raise ValueError(f"custom_gradient: grad_fn returned {len(input_grads)} input "
+        input_grads, variable_grads = _as_list(grad_fn(g)), []
+    if len(input_grads) != n_args or len(variable_grads) != len(variables):
+        raise ValueError(f"custom_gradient({name}): grad_fn returned {len(input_grads)} input "
                          f"gradients and {len(variable_grads)} variable gradients for "
-                         f"{n_inputs} inputs and {len(variables)} variables")
-    return [None if gi is None else convert_to_tensor(gi) for gi in input_grads] + \
-        [None if gv is None else convert_to_tensor(gv) for gv in variable_grads]
+                         f"{n_args} inputs and {len(variables)} variables")
+    # Python and NumPy values take the dtype and backend of the input they belong to
+    return [None if gi is None else convert_like(gi, x, "custom_gradient")
+            for gi, x in zip(input_grads + variable_grads, inputs)]
 
 
 _CUSTOM = Primitive("custom_gradient", _custom_vjp)  # forward mode: the VJP, twice
@@ -295,10 +314,11 @@ def custom_gradient(f):
     """Decorate ``f(*inputs) -> (y, grad_fn)`` to give ``y`` the gradient ``grad_fn``, as
     ``tf.custom_gradient``.
 
-    ``grad_fn(dy)`` returns one gradient per input (a tensor or a list).  If ``f`` reads
-    trainable Variables, ``grad_fn(dy, variables=...)`` returns ``(input_grads,
-    variable_grads)``.  ``grad_fn`` written with gpuad ops is differentiable again (second
-    order); the ops inside ``f`` itself are not recorded.
+    ``grad_fn(dy)`` returns one gradient per input (a tensor or a list; Python and NumPy
+    values are converted to the input's dtype).  A Variable passed as an argument is an input
+    like any other.  If ``f`` reads other trainable Variables, ``grad_fn(dy, variables=...)``
+    returns ``(input_grads, variable_grads)``.  ``grad_fn`` written with gpuad ops is
+    differentiable again (second order); the ops inside ``f`` itself are not recorded.
 
     >>> import gpuad as ad
     >>> @ad.custom_gradient
@@ -321,7 +341,8 @@ def custom_gradient(f):
                 y, grad_fn = f(*inputs)
         finally:
             stack[:] = outer
-        variables = probe.watched_variables()
+        # a Variable passed as an argument is an input: only the others go to `variables=`
+        variables = [v for v in probe.watched_variables() if not any(v is x for x in inputs)]
         if variables and "variables" not in inspect.signature(grad_fn).parameters:
             raise TypeError("custom_gradient: f reads Variables "
                             f"{[v.name for v in variables]}, so grad_fn must accept a "
@@ -329,14 +350,12 @@ def custom_gradient(f):
         if not isinstance(y, Tensor):
             raise TypeError(f"custom_gradient: f must return (Tensor, grad_fn), got "
                             f"{type(y).__name__}")
-        for tape in outer:
-            if not tape._forward and tape._watch_accessed:
-                for v in variables:
-                    tape._watch_one(v)
         out = wrap(y._value)
         if _tape.ACTIVE:
-            _tape.record(_CUSTOM, tuple(inputs) + tuple(variables), out, (),
-                         (grad_fn, len(inputs), variables))
+            # read the Variables on the outer tapes (watching trainable ones), as TF converts them
+            recorded = tuple([_tape.as_input(x) for x in inputs + variables])
+            _tape.record(_CUSTOM, recorded, out, (),
+                         (grad_fn, recorded, variables, getattr(f, "__name__", "f")))
         return out
     return decorated
 

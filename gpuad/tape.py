@@ -167,6 +167,14 @@ class UnconnectedGradients(str, enum.Enum):
     ZERO = "zero"
 
 
+def _unconnected(value):
+    """``unconnected_gradients`` as an :class:`UnconnectedGradients`, with TensorFlow's error."""
+    try:
+        return UnconnectedGradients(value)
+    except ValueError:
+        raise ValueError(f"Unknown value for unconnected_gradients: {value!r}") from None
+
+
 def _first(flat):
     return flat[0]
 
@@ -358,12 +366,13 @@ class GradientTape:
     def watch(self, tensor):
         """Watch a Tensor, Variable, or a nested list/tuple/dict of them.
 
-        Watching a tensor that is not floating warns and has no effect, as TensorFlow.
+        Watching a tensor that is not floating warns and has no effect, as TensorFlow;
+        anything but a Tensor or Variable is a ValueError.
         """
         for t in _flatten(tensor)[0]:
-            if not isinstance(t, Tensor):
-                raise TypeError(f"GradientTape.watch: expected a Tensor or Variable, got "
-                                f"{type(t).__name__}")
+            if not isinstance(t, Tensor):  # ValueError, as TensorFlow
+                raise ValueError(f"GradientTape.watch: Passed in object {t!r:.60} of type "
+                                 f"{type(t).__name__!r}, not a Tensor or Variable")
             if t.dtype.kind not in "fc":
                 warnings.warn(f"GradientTape.watch: the watched tensor must be floating, "
                               f"got {t.dtype}; it is not watched", stacklevel=2)
@@ -396,9 +405,17 @@ class GradientTape:
         self._ids, self._records, self._variables = set(), {}, {}
         self._used = False
 
+    def _check_unused(self, op):
+        """TensorFlow's error for a second pass over a non-persistent tape."""
+        if self._used:
+            raise RuntimeError(f"A non-persistent GradientTape can only be used to compute one "
+                               f"set of gradients (or jacobians): GradientTape.{op} on a used "
+                               f"tape; use GradientTape(persistent=True) to compute several")
+
     def watched_variables(self):
-        """The Variables this tape watches, in the order they were first watched."""
-        return tuple(self._variables.values())
+        """The Variables this tape watches, in creation order (as TensorFlow: the order does
+        not depend on which one the computation read first)."""
+        return tuple([self._variables[i] for i in sorted(self._variables)])
 
     def gradient(self, target, sources, output_gradients=None,
                  unconnected_gradients=UnconnectedGradients.NONE):
@@ -419,12 +436,9 @@ class GradientTape:
         -------
         Tensors (or None) in the structure of ``sources``, each with its source's dtype.
         """
-        if self._used:
-            raise RuntimeError("GradientTape.gradient can only be called once on a "
-                               "non-persistent tape; use GradientTape(persistent=True) to "
-                               "compute several gradients")
+        self._check_unused("gradient")
         unconnected = unconnected_gradients if unconnected_gradients is \
-            UnconnectedGradients.NONE else UnconnectedGradients(unconnected_gradients)
+            UnconnectedGradients.NONE else _unconnected(unconnected_gradients)
         if self._recording:
             if not self._persistent:
                 self._pop()
@@ -474,23 +488,28 @@ class GradientTape:
     def batch_jacobian(self, target, source, unconnected_gradients=UnconnectedGradients.NONE):
         """Per-example Jacobians: ``result[i] = d target[i] / d source[i]``, of shape
         ``target.shape + source.shape[1:]``, assuming example ``i`` of the target depends only
-        on example ``i`` of the source (as ``tf.GradientTape.batch_jacobian``)."""
-        if not isinstance(target, Tensor) or not isinstance(source, Tensor) or \
-                not target.ndim or not source.ndim or target.shape[0] != source.shape[0]:
-            raise ValueError(f"batch_jacobian: target and source need the same first "
-                             f"(batch) dimension, got shapes {getattr(target, 'shape', None)} "
-                             f"and {getattr(source, 'shape', None)}")
+        on example ``i`` of the source (as ``tf.GradientTape.batch_jacobian``).  Both need
+        rank at least 2 and the same first dimension (ValueError otherwise, as TensorFlow)."""
+        self._check_unused("batch_jacobian")
+        for name, t in (("target", target), ("source", source)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradientTape.batch_jacobian: {name} must be a Tensor, got "
+                                f"{type(t).__name__}")
+            if t.ndim < 2:
+                raise ValueError(f"GradientTape.batch_jacobian: {name} shape {t.shape} must "
+                                 f"have rank at least 2")
+        if target.shape[0] != source.shape[0]:  # TensorFlow's text, word for word
+            raise ValueError("Need first dimension of target shape (%s) and source shape (%s) "
+                             "to match." % (target.shape, source.shape))
         return self._jacobian("batch_jacobian", target, source, unconnected_gradients, True)
 
     def _jacobian(self, op, target, sources, unconnected_gradients, per_example):
         from . import array_ops, forward
-        if self._used:
-            raise RuntimeError(f"GradientTape.{op} can only be called once on a non-persistent "
-                               f"tape")
+        self._check_unused(op)
         if not isinstance(target, Tensor):
             raise TypeError(f"GradientTape.{op}: target must be a Tensor, got "
                             f"{type(target).__name__}")
-        unconnected = UnconnectedGradients(unconnected_gradients)
+        unconnected = _unconnected(unconnected_gradients)
         if self._recording and not self._persistent:
             self._pop()
         flat, rebuild = _flatten(sources)

@@ -111,6 +111,16 @@ class Tensor:
     def __str__(self):
         return f"gpuad.Tensor({self.numpy()}, shape={self.shape}, dtype={self.dtype})"
 
+    # A copy is a new tensor that no tape knows (id 0); the default copy would keep the id.
+    def __copy__(self):
+        return wrap(self._value)  # tensors are immutable: the buffer can be shared
+
+    def __deepcopy__(self, memo):
+        return wrap(self._value.copy())
+
+    def __reduce__(self):
+        return _unpickle_tensor, (_backend.to_numpy(self._value), self.backend)
+
 
 def wrap(value):
     """A new Tensor around a backend array (a NumPy scalar becomes a 0-d array).
@@ -157,6 +167,17 @@ class Variable(Tensor):
         self.trainable = bool(trainable)
         self.name = name or "Variable"
 
+    # A copy is a new variable with its own id and buffer, so tapes tell it from the original.
+    def __copy__(self):
+        return _new_variable(self._value.copy(), self.trainable, self.name)
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+    def __reduce__(self):
+        return _unpickle_variable, (_backend.to_numpy(self._value), self.backend,
+                                    self.trainable, self.name)
+
     def read_value(self):
         """The current value as a Tensor (recorded on active tapes, as a read)."""
         from .tape import read_variable
@@ -186,6 +207,26 @@ class Variable(Tensor):
     def __repr__(self):
         return (f"<gpuad.Variable '{self.name}' shape={self.shape} dtype={self.dtype} "
                 f"backend={self.backend} numpy={self.numpy()!r}>")
+
+
+def _new_variable(value, trainable, name):
+    """A Variable owning the backend array ``value``, with a fresh id (no conversion)."""
+    var = Variable.__new__(Variable)
+    var._value = value
+    var._id = next_id()
+    var.trainable = trainable
+    var.name = name
+    return var
+
+
+def _unpickle_tensor(value, backend):
+    """A pickled Tensor's value (a NumPy array) back on its backend, unwatched."""
+    return wrap(_backend.asarray(value, backend))
+
+
+def _unpickle_variable(value, backend, trainable, name):
+    """A pickled Variable, with a fresh id."""
+    return _new_variable(_backend.asarray(value, backend), trainable, name)
 
 
 # -------------------------------------------------------------------------- conversion
