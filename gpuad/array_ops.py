@@ -548,8 +548,41 @@ def eye(num_rows, num_columns=None, dtype=numpy.float32, backend=None):
                      (num_rows, num_rows if num_columns is None else num_columns), dtype)
 
 
+_RANGE_DTYPES = tuple(numpy.dtype(t) for t in ("int32", "int64", "float16", "float32", "float64"))
+
+
+def _range_arg_dtype(op, name, value):
+    """An argument's dtype as ``tf.range`` infers it: a Python float is float32, an int int32."""
+    if isinstance(value, (Tensor, numpy.generic, numpy.ndarray)):
+        dtype = value.dtype
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        dtype = numpy.dtype(numpy.int32)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        dtype = numpy.dtype(numpy.float32)
+    else:
+        raise TypeError(f"{op}: {name} must be a number or a scalar tensor, got "
+                        f"{type(value).__name__} {value!r:.60}")
+    if dtype not in _RANGE_DTYPES:
+        raise TypeError(f"{op}: {name} has dtype {dtype}; expected one of "
+                        f"{', '.join(map(str, _RANGE_DTYPES))}")
+    return dtype
+
+
+def _range_number(name, value, dtype):
+    """``value`` as a scalar of ``dtype`` (a Python int for integer dtypes: exact arithmetic)."""
+    if dtype.kind == "f":
+        return dtype.type(float(value))
+    if isinstance(value, (Tensor, numbers.Integral)):
+        return int(value)  # a floating tensor is cast (truncated), as tf.range does
+    raise TypeError(f"range: {name} is {value!r}, not an integer, and dtype is {dtype}")
+
+
 def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (TF's name)
     """Numbers from ``start`` to ``limit`` (exclusive) by ``delta``, as ``tf.range``.
+
+    The dtype is ``dtype``, else the widest of the arguments' (a Python float counts as
+    float32, an int as int32); the length, ``ceil((limit - start) / delta)``, is computed in
+    that dtype, as TensorFlow does (float32 arguments count in float32).
 
     >>> import gpuad as ad
     >>> ad.range(4).numpy(), ad.range(0.0, 1.0, 0.5).numpy()
@@ -557,16 +590,32 @@ def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (
     """
     if limit is None:
         start, limit = 0, start
-    numbers_ = [float(v) if isinstance(v, Tensor) and v.dtype.kind == "f" else
-                int(v) if isinstance(v, Tensor) else v for v in (start, limit, delta)]
+    names = ("start", "limit", "delta")
+    if dtype is None:
+        dtype = builtins.max([_range_arg_dtype("range", n, v)
+                              for n, v in zip(names, (start, limit, delta))],
+                             key=_RANGE_DTYPES.index)
+    dtype = numpy.dtype(dtype)
+    start, limit, delta = [_range_number(n, v, dtype) for n, v in zip(names, (start, limit, delta))]
     if delta == 0:
         raise ValueError("range: delta must not be 0")
-    if dtype is None:
-        dtype = numpy.float32 if any(isinstance(v, float) for v in numbers_) else numpy.int32
+    if dtype.kind == "f":
+        size = numpy.ceil((limit - start) / delta)  # in dtype: float32 args count in float32
+        if not numpy.isfinite(size):
+            raise ValueError(f"range: the length (limit - start) / delta is {size} for start "
+                             f"{start}, limit {limit}, delta {delta}")
+        size = builtins.max(int(size), 0)
+    else:
+        size = builtins.max(-((start - limit) // delta), 0)  # ceil division of Python ints
     try:
-        return _wrap(_creation_module(backend).arange(*numbers_, dtype=dtype))
+        values = _creation_module(backend).arange(size, dtype=dtype)
     except MemoryError as error:
         raise _out_of_memory("range", error) from None
+    try:
+        return _wrap(values * delta + start)  # start + i * delta, as TensorFlow's kernel
+    except OverflowError:
+        raise OverflowError(f"range: start {start} or delta {delta} does not fit in {dtype} "
+                            f"(pass dtype='int64')") from None
 
 
 def linspace(start, stop, num, backend=None):

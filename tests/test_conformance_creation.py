@@ -1,0 +1,51 @@
+"""Conformance with TensorFlow 2.21 (issue 10): range, linspace, convert_to_tensor of mixed lists,
+comparisons with Python floats and Variables, and the gradient of a target that is its source."""
+import numpy as np
+import pytest
+
+import gpuad as ad
+
+F32, F64 = np.float32, np.float64
+
+
+# ----------------------------------------------------------------------------------- range
+
+def test_range_counts_a_float32_delta_in_float32():
+    # (1 - -2) / float32(3/800) is 800 exactly in float32 (800.0000x in float64)
+    delta = ad.constant(3.0) / ad.constant(800.0)
+    out = ad.range(-2.0, 1.0, delta)
+    assert out.shape == (800,) and out.dtype == np.float32
+    assert out.numpy()[0] == F32(-2.0) and out.numpy()[-1] < F32(1.0)
+
+
+def test_range_of_python_floats_counts_in_float32():
+    # float32(0.3) / float32(0.03) rounds to 10.000001 in float32: TensorFlow gives 11 elements
+    out = ad.range(0.0, 0.3, 0.03)
+    assert out.shape == (11,) and out.dtype == np.float32
+    np.testing.assert_array_equal(out.numpy(), np.arange(11, dtype=F32) * F32(0.03))
+
+
+def test_range_of_float64_tensors_is_float64_counted_in_float64():
+    start, limit, delta = ad.constant(F64(0.0)), ad.constant(F64(0.3)), ad.constant(F64(0.03))
+    out = ad.range(start, limit, delta)
+    assert out.dtype == np.float64 and out.shape == (10,)  # 0.3 / 0.03 is 9.999... in float64
+    np.testing.assert_allclose(out.numpy(), 0.03 * np.arange(10), rtol=0, atol=1e-15)
+
+
+def test_range_takes_the_widest_dtype_of_its_arguments():
+    assert ad.range(ad.constant(F64(1.0)), 3.0).dtype == np.float64
+    assert ad.range(ad.constant(1.0), ad.constant(F64(2.5)), 0.5).shape == (3,)
+    assert ad.range(ad.constant(np.int64(3))).dtype == np.int64
+    assert ad.range(3, dtype="float64").numpy().tolist() == [0.0, 1.0, 2.0]
+    assert ad.range(5, 0, -2).numpy().tolist() == [5, 3, 1]
+    assert ad.range(0.0, -1.0, -0.25).numpy().tolist() == [0.0, -0.25, -0.5, -0.75]
+    assert ad.range(5, 0).shape == (0,)
+
+
+def test_range_rejects_bad_arguments_naming_them():
+    with pytest.raises(ValueError, match="range: delta must not be 0"):
+        ad.range(1, 2, 0)
+    with pytest.raises(TypeError, match="range: start is 0.5, not an integer"):
+        ad.range(0.5, 3, dtype="int32")
+    with pytest.raises(TypeError, match="range: delta must be a number"):
+        ad.range(0, 3, "1")
