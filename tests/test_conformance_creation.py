@@ -49,3 +49,23 @@ def test_range_rejects_bad_arguments_naming_them():
         ad.range(0.5, 3, dtype="int32")
     with pytest.raises(TypeError, match="range: delta must be a number"):
         ad.range(0, 3, "1")
+
+
+# ------------------------------------------------------- comparisons with Python floats
+
+@pytest.mark.parametrize("value", [0.1, 1 / 3, 1e-300, 2.0 ** 60 + 2.0 ** 8])
+def test_a_python_float_compares_in_a_float64_tensors_dtype(value):
+    x = ad.constant(F64(value))
+    assert bool(x == value) and bool(value == x) and not bool(x != value)
+    assert not bool(x < value) and not bool(value > x) and bool(x <= value)
+    assert ad.equal(x, value).numpy() and ad.less_equal(value, x).numpy()
+    assert (ad.constant([F64(value), 0.5]) == [value, 0.5]).numpy().tolist() == [True, True]
+
+
+def test_a_python_float_adopts_the_dtype_of_the_tensor_it_is_compared_with():
+    assert bool(ad.constant(0.1) == 0.1) and not bool(ad.constant(0.1) > 0.1)  # float32's 0.1
+    x = ad.constant(F64(0.1))
+    assert not bool(x < 0.1) and bool(x < F32(0.1).item())  # float64's 0.1 < float32's 0.1
+    assert bool(x < np.nextafter(0.1, 1.0)) and bool(x > np.nextafter(0.1, 0.0))
+    with pytest.raises(TypeError, match="less: cannot convert float32 data to a int32"):
+        ad.constant(1) < 0.5
