@@ -69,3 +69,43 @@ def test_a_python_float_adopts_the_dtype_of_the_tensor_it_is_compared_with():
     assert bool(x < np.nextafter(0.1, 1.0)) and bool(x > np.nextafter(0.1, 0.0))
     with pytest.raises(TypeError, match="less: cannot convert float32 data to a int32"):
         ad.constant(1) < 0.5
+
+
+# ------------------------------------------- a target that is its own source; Variables read
+
+def test_the_gradient_of_an_unwatched_tensor_with_respect_to_itself_is_ones():
+    x = ad.constant(np.array([1.0, -2.0, 3.0]))
+    with ad.GradientTape(persistent=True) as tape:
+        pass
+    g = tape.gradient(x, x)
+    assert g.dtype == np.float64 and g.numpy().tolist() == [1.0, 1.0, 1.0]
+    assert tape.gradient([x, x], x).numpy().tolist() == [2.0, 2.0, 2.0]
+    seed = ad.constant(np.array([0.5, 4.0, -1.0]))
+    assert tape.gradient(x, [x], output_gradients=seed)[0].numpy().tolist() == [0.5, 4.0, -1.0]
+    assert tape.gradient(x, ad.constant(1.0)) is None
+    assert tape.gradient(x, ad.constant(1.0), unconnected_gradients="zero").numpy() == 0.0
+
+
+def test_the_gradient_of_an_unwatched_variable_with_respect_to_itself_is_ones():
+    v = ad.Variable(2.0, trainable=False)
+    with ad.GradientTape(watch_accessed_variables=False) as tape:
+        pass
+    assert tape.gradient(v, v).numpy() == 1.0
+
+
+def test_a_comparison_reads_its_variables_so_the_tape_watches_them():
+    v1, v2, v3 = ad.Variable(2.0), ad.Variable(3.0), ad.Variable(5.0)
+    with ad.GradientTape(persistent=True) as tape:
+        assert bool(v1 < v2) and bool(v3 >= 5.0)
+    assert {id(v) for v in tape.watched_variables()} == {id(v1), id(v2), id(v3)}
+    with ad.GradientTape(watch_accessed_variables=False) as quiet:
+        assert bool(v1 != v2)
+    assert quiet.watched_variables() == ()
+
+
+def test_the_gradient_through_python_max_of_variables_goes_to_the_largest():
+    vs = [ad.Variable(2.0), ad.Variable(3.0), ad.Variable(5.0)]
+    with ad.GradientTape() as tape:
+        largest = max(vs)  # Python's max compares the Variables and returns vs[2] itself
+    grads = tape.gradient(largest, vs)
+    assert grads[0] is None and grads[1] is None and grads[2].numpy() == 1.0
