@@ -245,7 +245,11 @@ def _host_array(value, dtype, op):
         raise TypeError(f"{op}: cannot convert {type(value).__name__} {value!r:.60} to a Tensor")
     if dtype is None or numpy.dtype(dtype).kind not in _KINDS_A_NUMBER_BECOMES[python_dtype]:
         return numpy.asarray(value, dtype=python_dtype)  # _cast_checked refuses what is lossy
-    return numpy.asarray(value, dtype=dtype)  # directly: 0.1 in float64 is not float32's 0.1
+    try:
+        return numpy.asarray(value, dtype=dtype)  # directly: 0.1 in float64 is not float32's 0.1
+    except OverflowError:
+        raise ValueError(f"{op}: {value!r:.60} does not fit in a {numpy.dtype(dtype)} "
+                         f"Tensor") from None
 
 
 def _flatten(value):
@@ -254,6 +258,15 @@ def _flatten(value):
             yield from _flatten(v)
     else:
         yield value
+
+
+def _dtype_of_tensors_in(value, op):
+    """The one dtype of the Tensors in a nested list; Tensors of two dtypes are a TypeError."""
+    dtypes = sorted({str(v.dtype) for v in _flatten(value) if isinstance(v, Tensor)})
+    if len(dtypes) > 1:
+        raise TypeError(f"{op}: a nested list holds Tensors of dtypes {' and '.join(dtypes)}; "
+                        f"gpuad does not promote dtypes implicitly (use gpuad.cast)")
+    return numpy.dtype(dtypes[0])
 
 
 def _cast_checked(array, dtype, op):
@@ -296,6 +309,8 @@ def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
                              f"dtype {value.dtype} (use gpuad.cast)")
         return value
     if isinstance(value, (list, tuple)) and _contains_tensor(value):
+        if dtype is None:  # the list's Python numbers take its Tensors' dtype, as TensorFlow
+            dtype = _dtype_of_tensors_in(value, op)
         from .array_ops import stack
         return stack([convert_to_tensor(v, dtype, backend, op) for v in value])
     array = _host_array(value, dtype, op)

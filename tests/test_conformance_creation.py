@@ -109,3 +109,25 @@ def test_the_gradient_through_python_max_of_variables_goes_to_the_largest():
         largest = max(vs)  # Python's max compares the Variables and returns vs[2] itself
     grads = tape.gradient(largest, vs)
     assert grads[0] is None and grads[1] is None and grads[2].numpy() == 1.0
+
+
+# --------------------------------------------- nested lists of Tensors and Python numbers
+
+def test_python_numbers_in_a_list_take_the_dtype_of_its_tensors():
+    out = ad.convert_to_tensor([ad.constant(1.0), 2])
+    assert out.dtype == np.float32 and out.numpy().tolist() == [1.0, 2.0]
+    assert ad.constant([ad.constant(3), 4]).dtype == np.int32
+    x = ad.constant(F64(0.5))
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = ad.convert_to_tensor([[x, 1], [0.1, x * x]])
+        total = ad.reduce_sum(y)
+    assert y.dtype == np.float64 and y.numpy()[1, 0] == 0.1  # 0.1 made in float64
+    assert float(tape.gradient(total, x)) == 1.0 + 2 * 0.5  # d(x + x^2)/dx
+
+
+def test_a_list_of_tensors_of_two_dtypes_is_an_error_naming_them():
+    with pytest.raises(TypeError, match="convert_to_tensor: .*dtypes float32 and int32"):
+        ad.convert_to_tensor([ad.constant(1.0), 2, ad.constant(1)])
+    with pytest.raises(TypeError, match="cannot convert float32 data to a int32"):
+        ad.convert_to_tensor([ad.constant(1), 2.5])
