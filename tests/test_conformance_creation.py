@@ -131,3 +131,60 @@ def test_a_list_of_tensors_of_two_dtypes_is_an_error_naming_them():
         ad.convert_to_tensor([ad.constant(1.0), 2, ad.constant(1)])
     with pytest.raises(TypeError, match="cannot convert float32 data to a int32"):
         ad.convert_to_tensor([ad.constant(1), 2.5])
+
+
+# --------------------------------------------------------------- linspace's derivatives
+
+TO_STOP = np.array([0.0, 0.25, 0.5, 0.75, 1.0])  # d linspace(a, b, 5) / d b; d/d a is 1 - it
+
+
+def test_linspace_jacobians_are_the_closed_form_in_reverse_and_forward_mode():
+    a, b = ad.constant(F64(1.2)), ad.constant(F64(3.4))
+    np.testing.assert_allclose(ad.jacobian(lambda s: ad.linspace(s, b, 5))(a).numpy(),
+                               1.0 - TO_STOP, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ad.jacobian(lambda s: ad.linspace(a, s, 5))(b).numpy(),
+                               TO_STOP, rtol=0, atol=1e-15)
+    with ad.GradientTape(persistent=True) as tape:
+        tape.watch([a, b])
+        out = ad.linspace(a, b, 5)
+    jac_a, jac_b = tape.jacobian(out, a), tape.jacobian(out, b)
+    np.testing.assert_allclose(jac_a.numpy(), 1.0 - TO_STOP, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(jac_b.numpy(), TO_STOP, rtol=0, atol=1e-15)
+    with ad.ForwardAccumulator([a, b], [ad.constant(F64(2.0)), ad.constant(F64(-1.0))]) as acc:
+        out = ad.linspace(a, b, 5)
+    np.testing.assert_allclose(acc.jvp(out).numpy(), 2.0 * (1.0 - TO_STOP) - TO_STOP,
+                               rtol=0, atol=1e-15)
+
+
+def test_linspace_second_order_matches_the_closed_form():
+    # sum(linspace(a, b, 5) ** 2) = sum(((1 - w) a + w b) ** 2); d2/da db = 2 sum(w (1 - w))
+    a, b = ad.constant(F64(1.2)), ad.constant(F64(3.4))
+    with ad.GradientTape() as outer:
+        outer.watch(b)
+        with ad.GradientTape() as inner:
+            inner.watch(a)
+            total = ad.reduce_sum(ad.linspace(a, b, 5) ** 2)
+        d_a = inner.gradient(total, a)
+    np.testing.assert_allclose(float(d_a), 2 * np.sum((1 - TO_STOP) * ((1 - TO_STOP) * 1.2 +
+                                                                       TO_STOP * 3.4)))
+    np.testing.assert_allclose(float(outer.gradient(d_a, b)), 2 * np.sum(TO_STOP * (1 - TO_STOP)))
+
+
+def test_linspace_gradients_keep_dtypes_and_reach_variables():
+    start, stop = ad.Variable(0.5), ad.Variable(2.0)
+    with ad.GradientTape() as tape:
+        total = ad.reduce_sum(ad.linspace(start, stop, 1) * 3.0)  # one element: start
+    g_start, g_stop = tape.gradient(total, [start, stop])
+    assert g_start.dtype == np.float32 and float(g_start) == 3.0 and float(g_stop) == 0.0
+    x = ad.constant(F64(2.0))
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        out = ad.linspace(0.1, x, 3)  # the Python float adopts x's dtype
+        total = ad.reduce_sum(out)
+    assert out.dtype == np.float64 and out.numpy()[0] == 0.1
+    assert float(tape.gradient(total, x)) == 1.5
+    with pytest.raises(TypeError, match="linspace: start has dtype float32 and stop has dtype "
+                                        "float64"):
+        ad.linspace(ad.constant(0.0), x, 3)
+    with pytest.raises(ValueError, match="linspace: start must be a scalar, got shape"):
+        ad.linspace(ad.constant([0.0, 1.0]), 1.0, 3)
