@@ -549,8 +549,41 @@ def eye(num_rows, num_columns=None, dtype=numpy.float32, backend=None):
                      (num_rows, num_rows if num_columns is None else num_columns), dtype)
 
 
+_RANGE_DTYPES = tuple(numpy.dtype(t) for t in ("int32", "int64", "float16", "float32", "float64"))
+
+
+def _range_arg_dtype(op, name, value):
+    """An argument's dtype as ``tf.range`` infers it: a Python float is float32, an int int32."""
+    if isinstance(value, (Tensor, numpy.generic, numpy.ndarray)):
+        dtype = value.dtype
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        dtype = numpy.dtype(numpy.int32)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        dtype = numpy.dtype(numpy.float32)
+    else:
+        raise TypeError(f"{op}: {name} must be a number or a scalar tensor, got "
+                        f"{type(value).__name__} {value!r:.60}")
+    if dtype not in _RANGE_DTYPES:
+        raise TypeError(f"{op}: {name} has dtype {dtype}; expected one of "
+                        f"{', '.join(map(str, _RANGE_DTYPES))}")
+    return dtype
+
+
+def _range_number(name, value, dtype):
+    """``value`` as a scalar of ``dtype`` (a Python int for integer dtypes: exact arithmetic)."""
+    if dtype.kind == "f":
+        return dtype.type(float(value))
+    if isinstance(value, (Tensor, numbers.Integral)):
+        return int(value)  # a floating tensor is cast (truncated), as tf.range does
+    raise TypeError(f"range: {name} is {value!r}, not an integer, and dtype is {dtype}")
+
+
 def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (TF's name)
     """Numbers from ``start`` to ``limit`` (exclusive) by ``delta``, as ``tf.range``.
+
+    The dtype is ``dtype``, else the widest of the arguments' (a Python float counts as
+    float32, an int as int32); the length, ``ceil((limit - start) / delta)``, is computed in
+    that dtype, as TensorFlow does (float32 arguments count in float32).
 
     >>> import gpuad as ad
     >>> ad.range(4).numpy(), ad.range(0.0, 1.0, 0.5).numpy()
@@ -558,36 +591,106 @@ def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (
     """
     if limit is None:
         start, limit = 0, start
-    numbers_ = [float(v) if isinstance(v, Tensor) and v.dtype.kind == "f" else
-                int(v) if isinstance(v, Tensor) else v for v in (start, limit, delta)]
+    names = ("start", "limit", "delta")
+    if dtype is None:
+        dtype = builtins.max([_range_arg_dtype("range", n, v)
+                              for n, v in zip(names, (start, limit, delta))],
+                             key=_RANGE_DTYPES.index)
+    dtype = numpy.dtype(dtype)
+    start, limit, delta = [_range_number(n, v, dtype) for n, v in zip(names, (start, limit, delta))]
     if delta == 0:
         raise ValueError("range: delta must not be 0")
-    if dtype is None:
-        dtype = numpy.float32 if any(isinstance(v, float) for v in numbers_) else numpy.int32
+    if dtype.kind == "f":
+        size = numpy.ceil((limit - start) / delta)  # in dtype: float32 args count in float32
+        if not numpy.isfinite(size):
+            raise ValueError(f"range: the length (limit - start) / delta is {size} for start "
+                             f"{start}, limit {limit}, delta {delta}")
+        size = builtins.max(int(size), 0)
+    else:
+        size = builtins.max(-((start - limit) // delta), 0)  # ceil division of Python ints
     try:
-        return _wrap(_creation_module(backend).arange(*numbers_, dtype=dtype))
+        values = _creation_module(backend).arange(size, dtype=dtype)
     except MemoryError as error:
         raise _out_of_memory("range", error) from None
+    try:
+        return _wrap(values * delta + start)  # start + i * delta, as TensorFlow's kernel
+    except OverflowError:
+        raise OverflowError(f"range: start {start} or delta {delta} does not fit in {dtype} "
+                            f"(pass dtype='int64')") from None
+
+
+def _linspace_weights(num, like):
+    """The share of ``stop`` in each of ``num`` elements, i / (num - 1) ([0] when num is 1),
+    a constant of ``like``'s dtype and backend; ``start``'s share is one minus it."""
+    weights = numpy.linspace(0.0, 1.0, num).astype(like.dtype)
+    return _wrap(_backend.asarray(weights, like.backend))
+
+
+def _linspace_vjp(g, saved, attrs, needs):
+    to_stop = _linspace_weights(attrs, g)
+    return (reduce_sum(g * (1.0 - to_stop)) if needs[0] else None,
+            reduce_sum(g * to_stop) if needs[1] else None)
+
+
+def _linspace_jvp(tangents, saved, out, attrs, batch):
+    to_stop = _linspace_weights(attrs, out)
+    t_start, t_stop = [None if t is None else expand_batched(t, batch, 1) for t in tangents]
+    terms = ([t_start * (1.0 - to_stop)] if t_start is not None else []) + \
+        ([t_stop * to_stop] if t_stop is not None else [])
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+_LINSPACE = Primitive("linspace", _linspace_vjp, _linspace_jvp)
+
+
+def _linspace_ends(start, stop, backend):
+    """``start`` and ``stop`` as 0-d Tensors of one floating dtype: their floating Tensors'
+    (float32 when neither is one); Python numbers and integer tensors take it."""
+    given = {"start": start, "stop": stop}
+    tensors = {name: _tensor(v, "linspace", name) for name, v in given.items()
+               if isinstance(v, Tensor)}
+    floats = {name: t.dtype for name, t in tensors.items() if t.dtype.kind == "f"}
+    if len(set(floats.values())) > 1:
+        raise TypeError(f"linspace: start has dtype {floats['start']} and stop has dtype "
+                        f"{floats['stop']}; gpuad does not promote dtypes implicitly "
+                        f"(use gpuad.cast)")
+    dtype = next(iter(floats.values()), numpy.dtype(numpy.float32))
+    backend = backend or next((t.backend for t in tensors.values()), None)
+    ends = []
+    for name, value in given.items():
+        t = tensors[name] if name in tensors else \
+            convert_to_tensor(value, dtype=dtype, backend=backend, op="linspace")
+        if t.dtype.kind not in "fiu":
+            raise TypeError(f"linspace: {name} has dtype {t.dtype}; expected a floating or "
+                            f"integer number")
+        if t.size != 1:
+            raise ValueError(f"linspace: {name} must be a scalar, got shape {t.shape}")
+        ends.append(reshape(cast(t, dtype), ()))  # both differentiable: gradients reach t
+    return ends
 
 
 def linspace(start, stop, num, backend=None):
-    """``num`` evenly spaced numbers from ``start`` to ``stop`` inclusive (float32 for
-    Python numbers, else the dtype of ``start``), as ``tf.linspace``.
+    """``num`` evenly spaced numbers from ``start`` to ``stop`` inclusive, as ``tf.linspace``;
+    differentiable with respect to ``start`` and ``stop``.
+
+    The dtype is that of the floating tensor among ``start`` and ``stop`` (float32 when
+    neither is one); Python numbers adopt it.
 
     >>> import gpuad as ad
     >>> ad.linspace(0.0, 1.0, 3).numpy()
     array([0. , 0.5, 1. ], dtype=float32)
     """
-    start_t = convert_to_tensor(start, backend=backend, op="linspace")
-    dtype = start_t.dtype if start_t.dtype.kind == "f" else numpy.float32
+    start_t, stop_t = _linspace_ends(start, stop, backend)
+    _same_backend("linspace", (start_t, stop_t))
     num = int(num)
     if num < 0:
         raise ValueError(f"linspace: num must be >= 0, got {num}")
     try:
-        values = numpy.linspace(float(start), float(stop), num).astype(dtype)
-        return _wrap(_backend.asarray(values, backend or start_t.backend))
+        values = numpy.linspace(float(start_t), float(stop_t), num).astype(start_t.dtype)
+        value = _backend.asarray(values, start_t.backend)
     except MemoryError as error:
         raise _out_of_memory("linspace", error) from None
+    return _apply(_LINSPACE, (start_t, stop_t), value, (), num)
 
 
 lin_space = linspace

@@ -695,6 +695,7 @@ _GPUAD_NS.update(floor_divide=ELEMENTWISE_OPS["floordiv"], remainder=ELEMENTWISE
 
 def _compare(name, ufunc):
     def op(x, y):
+        x, y = _tape.as_input(x), _tape.as_input(y)  # a Variable read here is watched, as TF
         if not isinstance(x, Tensor):
             x = convert_like(x, y, name) if isinstance(y, Tensor) else \
                 convert_to_tensor(x, op=name)

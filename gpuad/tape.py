@@ -252,6 +252,29 @@ def _seen_by(tapes, g, saved):
     return False
 
 
+def _initial_cotangent(target, output_gradient):
+    """The cotangent a target starts with: ones, or its output gradient (checked)."""
+    if output_gradient is None:
+        v = target._value
+        return _backend.module_of(v).ones(v.shape, v.dtype)
+    g = convert_like(output_gradient, target, "GradientTape.gradient")  # a Tensor: an outer
+    if g.shape != target.shape:                                          # tape may watch it
+        raise ValueError(f"GradientTape.gradient: output_gradients shape {g.shape} does not "
+                         f"match the target's shape {target.shape}")
+    return g
+
+
+def _cotangent_of_itself(source, targets, output_gradients):
+    """An unwatched source that is also a target gets that target's cotangent, as TensorFlow
+    (d x / d x is one whether or not x was watched); None when it is no target."""
+    g = None
+    for t, og in zip(targets, output_gradients):
+        if t is source:
+            g = _initial_cotangent(t, og) if g is None else \
+                _add_cotangents(g, _initial_cotangent(t, og))
+    return g
+
+
 def backward(tape, cotangents, source_ids, release=False):
     """Reverse mode over ``tape``'s records.
 
@@ -576,14 +599,7 @@ class GradientTape:
         for t, og in zip(targets, output_gradients):
             if not t._id or t.dtype.kind not in "fc":
                 continue
-            if og is None:
-                v = t._value
-                g = _backend.module_of(v).ones(v.shape, v.dtype)
-            else:  # kept as a Tensor: an outer tape may watch it
-                g = convert_like(og, t, "GradientTape.gradient")
-                if g.shape != t.shape:
-                    raise ValueError(f"GradientTape.gradient: output_gradients shape "
-                                     f"{g.shape} does not match the target's shape {t.shape}")
+            g = _initial_cotangent(t, og)
             old = cotangents.get(t._id)
             cotangents[t._id] = g if old is None else _add_cotangents(old, g)
         source_ids = set()
@@ -601,6 +617,8 @@ class GradientTape:
         result = []
         for s in sources:
             g = grads.get(s._id) if s._id in source_ids else None
+            if g is None and s._id not in source_ids and s.dtype.kind in "fc":
+                g = _cotangent_of_itself(s, targets, output_gradients)
             if g is not None:
                 result.append(as_tensor(g))
             elif unconnected is UnconnectedGradients.ZERO:

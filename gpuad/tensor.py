@@ -244,6 +244,11 @@ def _python_dtype(value):
     return None
 
 
+# the dtype kinds a Python number converts to directly (float -> int, complex -> real are refused)
+_KINDS_A_NUMBER_BECOMES = {numpy.bool_: "biufc", numpy.int32: "biufc", numpy.int64: "biufc",
+                           numpy.float32: "fc", numpy.complex128: "c"}
+
+
 def _contains_tensor(value):
     return isinstance(value, Tensor) or (
         isinstance(value, (list, tuple)) and any(_contains_tensor(v) for v in value))
@@ -279,8 +284,13 @@ def _host_array(value, dtype, op):
     python_dtype = _python_dtype(value)
     if python_dtype is None:
         raise TypeError(f"{op}: cannot convert {type(value).__name__} {value!r:.60} to a Tensor")
-    return numpy.asarray(value, dtype=python_dtype if dtype is None or (
-        python_dtype is numpy.float32 and numpy.dtype(dtype).kind in "iub") else dtype)
+    if dtype is None or numpy.dtype(dtype).kind not in _KINDS_A_NUMBER_BECOMES[python_dtype]:
+        return numpy.asarray(value, dtype=python_dtype)  # _cast_checked refuses what is lossy
+    try:
+        return numpy.asarray(value, dtype=dtype)  # directly: 0.1 in float64 is not float32's 0.1
+    except OverflowError:
+        raise ValueError(f"{op}: {value!r:.60} does not fit in a {numpy.dtype(dtype)} "
+                         f"Tensor") from None
 
 
 def _flatten(value):
@@ -289,6 +299,15 @@ def _flatten(value):
             yield from _flatten(v)
     else:
         yield value
+
+
+def _dtype_of_tensors_in(value, op):
+    """The one dtype of the Tensors in a nested list; Tensors of two dtypes are a TypeError."""
+    dtypes = sorted({str(v.dtype) for v in _flatten(value) if isinstance(v, Tensor)})
+    if len(dtypes) > 1:
+        raise TypeError(f"{op}: a nested list holds Tensors of dtypes {' and '.join(dtypes)}; "
+                        f"gpuad does not promote dtypes implicitly (use gpuad.cast)")
+    return numpy.dtype(dtypes[0])
 
 
 def _cast_checked(array, dtype, op):
@@ -331,6 +350,8 @@ def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
                              f"dtype {value.dtype} (use gpuad.cast)")
         return value
     if isinstance(value, (list, tuple)) and _contains_tensor(value):
+        if dtype is None:  # the list's Python numbers take its Tensors' dtype, as TensorFlow
+            dtype = _dtype_of_tensors_in(value, op)
         from .array_ops import stack
         return stack([convert_to_tensor(v, dtype, backend, op) for v in value])
     array = _host_array(value, dtype, op)
@@ -361,7 +382,8 @@ def convert_like(value, like, op):
         return value
     if isinstance(value, (list, tuple)) and _contains_tensor(value):
         return convert_to_tensor(value, op=op)
-    array = _host_array(value, None, op)
+    # Python floats are made in a floating tensor's dtype directly, not rounded to float32 first
+    array = _host_array(value, like.dtype if like.dtype.kind in "fc" else None, op)
     if type(array) is _backend.cupy_ndarray and like.backend == "numpy":
         raise TypeError(f"{op}: a cupy array cannot be combined with a numpy-backend Tensor")
     return wrap(_backend.asarray(_cast_checked(array, like.dtype, op), like.backend))
