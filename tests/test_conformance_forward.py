@@ -1,0 +1,77 @@
+"""Forward mode, nested Jacobians and dtypes as TensorFlow 2.21 has them (issue 10, items 6 and
+8 to 11).  Derivatives are checked against closed forms or float64 central differences."""
+import numpy as np
+import pytest
+
+import gpuad as ad
+from test_table import ENTRIES, sample
+
+EPS = 1e-6
+
+
+def f64(value):
+    return ad.constant(np.asarray(value, dtype=np.float64))
+
+
+def numeric_jacobian(f, x, eps=EPS):
+    """d f / d x by float64 central differences, shaped ``f(x).shape + x.shape``."""
+    x = np.asarray(x, dtype=np.float64)
+    columns = []
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        columns.append((f(f64(x + step)).numpy() - f(f64(x - step)).numpy()) / (2 * eps))
+    out_shape = columns[0].shape
+    return np.moveaxis(np.stack(columns), 0, -1).reshape(out_shape + x.shape)
+
+
+# ------------------------------------------------------------ item 6: broadcast tangents
+
+def test_jvp_of_scalar_plus_vector_is_a_vector():
+    y = f64([0.0, 1.0, 2.0, 3.0])
+    for f in (lambda x: x + y, lambda x: y - x, lambda x: x % (y + 5.0)):
+        _, t = ad.jvp(f, [f64(2.0)], [f64(1.0)])
+        assert t.shape == (4,)
+    _, t = ad.jvp(lambda x: x - y, [f64(2.0)], [f64(1.0)])
+    np.testing.assert_array_equal(t.numpy(), [1.0, 1.0, 1.0, 1.0])
+
+
+BROADCAST_CASES = [(name, i, shape) for name in sorted(ENTRIES) if len(ENTRIES[name].inputs) > 1
+                   for i, arg in enumerate(ENTRIES[name].inputs) if arg in ENTRIES[name].partials
+                   for shape in [(), (4,), (3, 1)]]
+
+
+def _only_one_operand(name, i, shape):
+    """``f(x)``: entry ``name`` with input ``i`` the broadcast operand ``x``, the others
+    fixed (3, 4) arrays; and the point ``x``."""
+    shapes = [shape if k == i else (3, 4) for k in range(len(ENTRIES[name].inputs))]
+    values = sample(name, shapes)
+
+    def f(x):
+        return getattr(ad, name)(*values[:i], x, *values[i + 1:])
+    return f, values[i]
+
+
+@pytest.mark.parametrize("name, i, shape", BROADCAST_CASES,
+                         ids=[f"{n}-{i}-{s}" for n, i, s in BROADCAST_CASES])
+def test_broadcast_operand_tangent_has_the_output_shape(name, i, shape):
+    f, x = _only_one_operand(name, i, shape)
+    v = np.random.default_rng(1).uniform(-1, 1, size=np.shape(x))
+    want = numeric_jacobian(f, x)
+    want_jvp = np.tensordot(want, v, axes=np.ndim(x))
+    _, t = ad.jvp(f, [f64(x)], [f64(v)])
+    np.testing.assert_allclose(t.numpy(), want_jvp, rtol=1e-6, atol=1e-8)
+    primal = f64(x)
+    with ad.ForwardAccumulator(primal, f64(v)) as acc:
+        out = f(primal)
+    np.testing.assert_allclose(acc.jvp(out).numpy(), want_jvp, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ad.jacobian(f)(f64(x)).numpy(), want, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(), (4,)])
+def test_broadcast_tangent_seen_by_an_outer_accumulator(shape):
+    # the inner tangent s v is computed with ops the outer accumulator sees: d/ds is v
+    y, x, v = f64(np.arange(12.0).reshape(3, 4)), np.full(shape, 0.5), np.full(shape, 2.0)
+    _, t = ad.jvp(lambda s: ad.jvp(lambda a: a + y * s, [f64(x)], [f64(v) * s])[1],
+                  [f64(1.0)], [f64(1.0)])
+    np.testing.assert_array_equal(t.numpy(), np.full((3, 4), 2.0))
