@@ -592,6 +592,11 @@ def _cupy_pair(xv, yv):
 
 
 def _cupy_binary(prim, x, y, xv, yv):
+    # a Python number takes the tensor's dtype: saved for the rules, log(2.0) stays float32
+    if type(x) is float:
+        x = xv = yv.dtype.type(x)
+    elif type(y) is float:
+        y = yv = xv.dtype.type(y)
     try:
         out = _wrap(prim.cupy_forward((xv, yv)))
     except ValueError as error:
@@ -644,6 +649,11 @@ def _make_binary(prim):
             if type(xv if tx is Tensor else yv) is cupy_ndarray and _cupy_pair(xv, yv):
                 return _cupy_binary(prim, x, y, xv, yv)
             return _call_elementwise(prim, (x, y))
+        # a Python number takes the tensor's dtype: saved for the rules, log(2.0) stays float32
+        if tx is not Tensor:
+            x = xv = yv.dtype.type(x)
+        elif ty is not Tensor:
+            y = yv = xv.dtype.type(y)
         try:
             value = forward(xv, yv, out=_binary_out(xv, yv) if tx is Tensor and
                             xv.nbytes >= pool_min or ty is Tensor and yv.nbytes >= pool_min

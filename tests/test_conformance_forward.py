@@ -75,3 +75,65 @@ def test_broadcast_tangent_seen_by_an_outer_accumulator(shape):
     _, t = ad.jvp(lambda s: ad.jvp(lambda a: a + y * s, [f64(x)], [f64(v) * s])[1],
                   [f64(1.0)], [f64(1.0)])
     np.testing.assert_array_equal(t.numpy(), np.full((3, 4), 2.0))
+
+
+# ------------------------------------------------------------ item 8: float32 stays float32
+
+@pytest.mark.parametrize("two", [2.0, 2])
+def test_gradient_of_two_to_the_x_is_float32_and_exact(two):
+    x = ad.constant(np.float32(0.7))
+    g = ad.grad(lambda x: two ** x)(x)
+    g2 = ad.grad(ad.grad(lambda x: two ** x))(x)
+    assert g.dtype == np.float32 and g2.dtype == np.float32
+    np.testing.assert_allclose(g.numpy(), 2 ** 0.7 * np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(g2.numpy(), 2 ** 0.7 * np.log(2) ** 2, rtol=1e-6)
+
+
+SCALAR_CASES = [(name, p) for name in sorted(ENTRIES) if ENTRIES[name].partials
+                and len(ENTRIES[name].inputs) > 1
+                for p, arg in enumerate(ENTRIES[name].inputs) if arg not in ENTRIES[name].ctypes]
+
+
+def _with_python_scalar(name, p):
+    """``(f, xs)``: entry ``name`` with input ``p`` a Python float and the other differentiable
+    inputs ``xs`` (float32 tensors) the arguments of ``f``."""
+    entry = ENTRIES[name]
+    values = sample(name, [(3,)] * len(entry.inputs), np.float32)
+    scalar = float(values[p][0])
+    free = [i for i, arg in enumerate(entry.inputs) if i != p and arg in entry.partials]
+
+    def f(*xs):
+        args = list(values)
+        args[p] = scalar
+        for i, x in zip(free, xs):
+            args[i] = x
+        return getattr(ad, name)(*args)
+    return f, [ad.constant(values[i]) for i in free]
+
+
+@pytest.mark.parametrize("name, p", SCALAR_CASES, ids=[f"{n}-{p}" for n, p in SCALAR_CASES])
+def test_python_scalar_operand_keeps_float32(name, p):
+    f, xs = _with_python_scalar(name, p)
+    if not xs:
+        pytest.skip(f"{name}: only the scalar operand has a partial")
+    tangents = [ad.ones_like(x) for x in xs]
+
+    def gradient(*args):
+        with ad.GradientTape() as tape:
+            tape.watch(list(args))
+            y = ad.reduce_sum(f(*args))
+        return tape.gradient(y, list(args), unconnected_gradients="zero")
+
+    def second(*args):
+        with ad.GradientTape() as tape:
+            tape.watch(list(args))
+            y = ad.reduce_sum(ad.stack(gradient(*args)))
+        return tape.gradient(y, list(args), unconnected_gradients="zero")
+
+    def tangent(*args):
+        return ad.jvp(f, list(args), tangents)[1]
+
+    results = gradient(*xs) + second(*xs) + [tangent(*xs), ad.jvp(tangent, xs, tangents)[1]]
+    with ad.ForwardAccumulator(xs, tangents) as acc:  # forward over reverse
+        hvp = acc.jvp(gradient(*xs), unconnected_gradients="zero")
+    assert [r.dtype for r in results + hvp] == [np.float32] * (len(results) + len(hvp))
