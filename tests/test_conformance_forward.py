@@ -137,3 +137,33 @@ def test_python_scalar_operand_keeps_float32(name, p):
     with ad.ForwardAccumulator(xs, tangents) as acc:  # forward over reverse
         hvp = acc.jvp(gradient(*xs), unconnected_gradients="zero")
     assert [r.dtype for r in results + hvp] == [np.float32] * (len(results) + len(hvp))
+
+
+# ------------------------------------------------------------ item 9: the where trap of sqrt
+
+@pytest.mark.parametrize("name, d", [("sqrt", lambda x: 0.5 / np.sqrt(x)),
+                                     ("rsqrt", lambda x: -0.5 * x ** -1.5)],
+                         ids=["sqrt", "rsqrt"])
+def test_masked_sqrt_has_gradient_zero_where_the_mask_is_off(name, d):
+    x = f64([-1.0, 0.0, 4.0])
+    f = getattr(ad, name)
+    with np.errstate(all="ignore"), ad.GradientTape() as outer:
+        outer.watch(x)
+        with ad.GradientTape() as tape:
+            tape.watch(x)
+            y = ad.reduce_sum(ad.where(x > 0.0, f(x), 0.0))
+        g = tape.gradient(y, x)  # under `outer`: the differentiable rule
+        fused = ad.grad(lambda x: ad.reduce_sum(ad.where(x > 0.0, f(x), 0.0)))(x)
+        h = outer.gradient(ad.reduce_sum(g), x)
+        log_grad = ad.grad(lambda x: ad.reduce_sum(ad.where(x > 0.0, ad.log(x), 0.0)))(x)
+        _, t0 = ad.jvp(f, [f64(0.0)], [f64(0.0)])
+    want = [0.0, 0.0, d(4.0)]
+    np.testing.assert_allclose(g.numpy(), want, rtol=1e-12)
+    np.testing.assert_allclose(fused.numpy(), want, rtol=1e-12)
+    second = (d(4.0 + EPS) - d(4.0 - EPS)) / (2 * EPS)
+    np.testing.assert_allclose(h.numpy(), [0.0, 0.0, second], rtol=1e-6)
+    # as TensorFlow: log's 0 * inf stays NaN, and forward mode multiplies by the derivative
+    np.testing.assert_array_equal(log_grad.numpy(), [0.0, np.nan, 0.25])
+    assert np.isnan(t0.numpy())
+    _, t = ad.jvp(f, [f64([4.0, 4.0])], [f64([2.0, 0.0])])
+    np.testing.assert_allclose(t.numpy(), [2.0 * d(4.0), 0.0], rtol=1e-12)
