@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import gpuad as ad
+from op_registry import REGISTRY
 from test_table import ENTRIES, sample
 
 EPS = 1e-6
@@ -167,3 +168,40 @@ def test_masked_sqrt_has_gradient_zero_where_the_mask_is_off(name, d):
     assert np.isnan(t0.numpy())
     _, t = ad.jvp(f, [f64([4.0, 4.0])], [f64([2.0, 0.0])])
     np.testing.assert_allclose(t.numpy(), [2.0 * d(4.0), 0.0], rtol=1e-12)
+
+
+# ------------------------------------------------------------ item 10: nested jacobian
+
+@pytest.mark.parametrize("axes", [1, 0])
+def test_nested_jacobian_of_tensordot(axes):
+    x = f64([0.3, -0.7])
+    got = ad.jacobian(ad.jacobian(lambda x: ad.tensordot(x, x, axes)))(x).numpy()
+    eye = np.eye(2)  # d2 (x_i x_j) / dx_k dx_l = d_ik d_jl + d_il d_jk
+    want = 2 * eye if axes == 1 else np.einsum("ik,jl->ijkl", eye, eye) + \
+        np.einsum("il,jk->ijkl", eye, eye)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def _one_argument(fn, args, i):
+    """``fn`` as a function of its argument ``i`` alone, the others fixed."""
+    def g(x):
+        return fn(*[f64(a) for a in args[:i]], x, *[f64(a) for a in args[i + 1:]])
+    return g
+
+
+NESTED_CASES = [(name, k, fn, args, i) for name, cases in sorted(REGISTRY.items())
+                for k, (fn, args) in enumerate(cases) for i in range(len(args))]
+
+
+@pytest.mark.parametrize("name, k, fn, args, i", NESTED_CASES,
+                         ids=[f"{c[0]}-{c[1]}-arg{c[4]}" for c in NESTED_CASES])
+def test_nested_jacobian_matches_differences_of_the_jacobian(name, k, fn, args, i):
+    g, x = _one_argument(fn, args, i), args[i]
+    rng = np.random.default_rng(k)
+    v, w = rng.uniform(-1, 1, size=x.shape), f64(rng.uniform(0.5, 1.5, size=g(f64(x)).shape))
+    gradient = ad.grad(lambda x: ad.reduce_sum(g(x) * w))  # a Hessian replays its VJP's ops
+    for first in (ad.jacobian(g), gradient):
+        eps = 1e-5
+        want = (first(f64(x + eps * v)).numpy() - first(f64(x - eps * v)).numpy()) / (2 * eps)
+        got = np.tensordot(ad.jacobian(first)(f64(x)).numpy(), v, axes=x.ndim)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
