@@ -1,5 +1,8 @@
 """Forward mode, nested Jacobians and dtypes as TensorFlow 2.21 has them (issue 10, items 6 and
 8 to 11).  Derivatives are checked against closed forms or float64 central differences."""
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
@@ -205,3 +208,45 @@ def test_nested_jacobian_matches_differences_of_the_jacobian(name, k, fn, args, 
         want = (first(f64(x + eps * v)).numpy() - first(f64(x - eps * v)).numpy()) / (2 * eps)
         got = np.tensordot(ad.jacobian(first)(f64(x)).numpy(), v, axes=x.ndim)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------ item 11: ForwardAccumulator
+
+@pytest.fixture
+def reference_counting_only():
+    """No cycle collector: what the test sees freed, reference counting freed."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_accumulator_frees_a_tangent_with_its_tensor(reference_counting_only):
+    x = f64(np.linspace(0.1, 1.0, 1000))
+    acc = ad.ForwardAccumulator(x, ad.ones_like(x))
+    with acc:
+        dead = []
+        for _ in range(20):  # a long block: each step's intermediates die with the step
+            y = ad.sin(x) * x
+            dead.append(weakref.ref(acc.jvp(y)))
+        z = ad.exp(x)
+        np.testing.assert_allclose(acc.jvp(z).numpy(), np.exp(x.numpy()))
+    assert [r for r in dead[:-1] if r() is not None] == []
+    np.testing.assert_allclose(acc.jvp(y).numpy(), np.cos(x.numpy()) * x.numpy() +
+                               np.sin(x.numpy()))
+
+
+def test_entering_a_recording_accumulator_raises():
+    x = f64(2.0)
+    acc = ad.ForwardAccumulator(x, f64(1.0))
+    with acc:
+        with pytest.raises(ValueError, match="^Accumulator is already recording.$"):
+            with acc:
+                pass
+        y = x * x  # still recording, once
+    assert float(acc.jvp(y)) == 4.0
+    with acc:  # as TensorFlow: a new block after the first has ended is fine
+        z = x * x * x
+    assert float(acc.jvp(z)) == 12.0
