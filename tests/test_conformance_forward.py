@@ -64,12 +64,14 @@ def test_broadcast_operand_tangent_has_the_output_shape(name, i, shape):
     want = numeric_jacobian(f, x)
     want_jvp = np.tensordot(want, v, axes=np.ndim(x))
     _, t = ad.jvp(f, [f64(x)], [f64(v)])
-    np.testing.assert_allclose(t.numpy(), want_jvp, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(t.numpy(), want_jvp, rtol=1e-6, atol=1e-8, strict=True)
     primal = f64(x)
     with ad.ForwardAccumulator(primal, f64(v)) as acc:
         out = f(primal)
-    np.testing.assert_allclose(acc.jvp(out).numpy(), want_jvp, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(ad.jacobian(f)(f64(x)).numpy(), want, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(acc.jvp(out).numpy(), want_jvp, rtol=1e-6, atol=1e-8,
+                               strict=True)
+    np.testing.assert_allclose(ad.jacobian(f)(f64(x)).numpy(), want, rtol=1e-6, atol=1e-8,
+                               strict=True)
 
 
 @pytest.mark.parametrize("shape", [(), (4,)])
@@ -78,7 +80,7 @@ def test_broadcast_tangent_seen_by_an_outer_accumulator(shape):
     y, x, v = f64(np.arange(12.0).reshape(3, 4)), np.full(shape, 0.5), np.full(shape, 2.0)
     _, t = ad.jvp(lambda s: ad.jvp(lambda a: a + y * s, [f64(x)], [f64(v) * s])[1],
                   [f64(1.0)], [f64(1.0)])
-    np.testing.assert_array_equal(t.numpy(), np.full((3, 4), 2.0))
+    np.testing.assert_array_equal(t.numpy(), np.full((3, 4), 2.0), strict=True)
 
 
 # ------------------------------------------------------------ item 8: float32 stays float32
