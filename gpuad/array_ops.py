@@ -308,13 +308,44 @@ def _is_basic(key):
                or getattr(k, "dtype", None) == numpy.bool_ for k in items)
 
 
+def _separated_advanced_ndim(key):
+    """The number of leading result dimensions of ``key``'s advanced indices when a slice,
+    None or ``...`` separates them (NumPy then puts them first), else 0."""
+    items = key if isinstance(key, tuple) else (key,)
+    if not any(hasattr(k, "dtype") for k in items):
+        return 0
+    advanced = [i for i, k in enumerate(items)
+                if hasattr(k, "dtype") or isinstance(k, numbers.Integral)]
+    if advanced[-1] - advanced[0] == len(advanced) - 1:
+        return 0
+    shapes = [(int(k.sum()),) if getattr(k, "dtype", None) == numpy.bool_ else numpy.shape(k)
+              for k in (items[i] for i in advanced)]
+    return len(numpy.broadcast_shapes(*shapes))
+
+
+def _swap_leading(x, first, second):
+    """``x`` with its leading ``first`` axes moved after the ``second`` that follow them."""
+    if not first or not second:
+        return x
+    perm = tuple(builtins.range(first, first + second)) + tuple(builtins.range(first))
+    return transpose(x, perm + tuple(builtins.range(first + second, x.ndim)))
+
+
+def _getitem_jvp(tangents, saved, out, attrs, batch):
+    # separated advanced indices put their dimensions before the batch: move it back first
+    t = getitem(tangents[0], _batch_key(attrs[0], batch))
+    return _swap_leading(t, _separated_advanced_ndim(attrs[0]), batch)
+
+
+def _scatter_add_jvp(tangents, saved, out, attrs, batch):
+    t = _swap_leading(tangents[0], batch, _separated_advanced_ndim(attrs[0]))
+    return _scatter_add(t, _batch_key(attrs[0], batch), tangents[0].shape[:batch] + out.shape)
+
+
 _GETITEM = Primitive("getitem", lambda g, saved, attrs, needs: (_scatter_add(g, *attrs),),
-                     lambda tangents, saved, out, attrs, batch:
-                     getitem(tangents[0], _batch_key(attrs[0], batch)))
+                     _getitem_jvp)
 _SCATTER_ADD = Primitive("scatter_add", lambda g, saved, attrs, needs: (getitem(g, attrs[0]),),
-                         lambda tangents, saved, out, attrs, batch: _scatter_add(
-                             tangents[0], _batch_key(attrs[0], batch),
-                             tangents[0].shape[:batch] + out.shape))
+                         _scatter_add_jvp)
 
 
 def getitem(x, key):
@@ -410,6 +441,10 @@ def _matmul_vjp(g, saved, attrs, needs):
 
 def _matmul_jvp(tangents, saved, out, attrs, batch):  # matmul broadcasts a leading batch
     (ta, tb), (a, b) = tangents, saved
+    # singleton axes keep the batch off the other operand's stack axes when it has more
+    ndim = max(a.ndim, b.ndim)
+    ta = None if ta is None else expand_batched(ta, batch, ndim)
+    tb = None if tb is None else expand_batched(tb, batch, ndim)
     terms = ([matmul(ta, b)] if ta is not None else []) + ([matmul(a, tb)] if tb is not None else [])
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 

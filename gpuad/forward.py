@@ -7,6 +7,9 @@ that cannot take a batch runs once per batch element; a primitive without a JVP 
 from its VJP (the VJP is linear in the cotangent, so differentiating ``<vjp(u), t>`` with
 respect to ``u`` gives ``J t``).
 """
+import functools
+import weakref
+
 import numpy
 
 from . import backends, numpy_memory
@@ -52,6 +55,15 @@ def _jvp_from_vjp(prim, tangents, saved, out, attrs, batch):
     return None if total is None else tape.gradient(total, u)
 
 
+def _forget(accumulator_ref, tensor_id, tensor_ref):
+    """The callback of the weak reference to a tensor with a tangent: the tangent goes with it
+    (the accumulator is itself weakly held: no cycle keeps it, or its tangents, alive)."""
+    accumulator = accumulator_ref()
+    if accumulator is not None:
+        accumulator._tangents.pop(tensor_id, None)
+        accumulator._tensors.pop(tensor_id, None)
+
+
 class ForwardAccumulator:
     """Forward-mode autodiff, as ``tf.autodiff.ForwardAccumulator``.
 
@@ -92,7 +104,10 @@ class ForwardAccumulator:
         if len(flat_primals) != len(flat_tangents):
             raise ValueError(f"ForwardAccumulator: {len(flat_primals)} primals but "
                              f"{len(flat_tangents)} tangents")
-        self._ids, self._tangents, self._batch = set(), {}, _batch
+        self._tangents, self._batch, self._recording = {}, _batch, False
+        self._tensors = {}  # id -> weak reference to the tensor whose tangent is kept
+        self._weak_self = weakref.ref(self)
+        self._ids = self._tangents  # the recorders' known ids: only tested for membership
         for i, (p, t) in enumerate(zip(flat_primals, flat_tangents)):
             if not isinstance(p, Tensor) or p.dtype.kind not in "fc":
                 raise TypeError(f"ForwardAccumulator: primal {i} must be a floating Tensor, "
@@ -103,15 +118,25 @@ class ForwardAccumulator:
                                  f"but its primal is {p.dtype}{list(p.shape)}")
             if not p._id:
                 _tape.give_id(p)  # atomically: another thread may watch p now
-            self._tangents[p._id] = t
-            self._ids.add(p._id)
+            self._keep(p, t)
+
+    def _keep(self, tensor, tangent):
+        """Keep ``tangent`` while ``tensor`` lives (as TensorFlow: a long ``with`` block does
+        not accumulate the tangents of dead tensors)."""
+        self._tangents[tensor._id] = tangent
+        self._tensors[tensor._id] = weakref.ref(
+            tensor, functools.partial(_forget, self._weak_self, tensor._id))
 
     def __enter__(self):
+        if self._recording:
+            raise ValueError("Accumulator is already recording.")
         _tape._push(self)
+        self._recording = True
         return self
 
     def __exit__(self, *exc):
         _tape._pop(self)
+        self._recording = False
         return False
 
     def _push_tangent(self, prim, ids, out, saved, attrs):
@@ -128,8 +153,7 @@ class ForwardAccumulator:
         finally:
             stack[position:] = inner
         if t is not None:
-            self._tangents[out._id] = t
-            self._ids.add(out._id)
+            self._keep(out, t)
 
     def jvp(self, primals, unconnected_gradients=UnconnectedGradients.NONE):
         """The tangent of each tensor in ``primals`` (None, or zeros, if unconnected)."""

@@ -372,6 +372,15 @@ class Elementwise:
         if batch and shapes is not None:  # a broadcast input's tangent needs singleton axes
             ndim = max(len(s) for s in shapes if s is not None)
             tangents = [expand_batched(t, batch, ndim) for t in tangents]
+        tout = self._jvp_unbroadcast(has, tangents, saved)
+        if shapes is None:
+            return tout
+        # a broadcast operand's tangent passed on as is (d(x + y)/dx = 1) has its own shape
+        shape = numpy.broadcast_shapes(*[s for s in shapes if s is not None])
+        return broadcast_to(tout, tout.shape[:batch] + shape)
+
+    def _jvp_unbroadcast(self, has, tangents, saved):
+        """``sum_x t_x * d_x``, broadcast only as far as its operands are."""
         if _tape._seen_by(_tape._state.stack, None, tuple(tangents) + saved):
             rule = self._jvp_rule(has, _GPUAD_NS, "")
             return rule(*tangents, *saved)
@@ -584,6 +593,11 @@ def _cupy_pair(xv, yv):
 
 
 def _cupy_binary(prim, x, y, xv, yv):
+    # a Python number takes the tensor's dtype: saved for the rules, log(2.0) stays float32
+    if type(x) is float:
+        x = xv = yv.dtype.type(x)
+    elif type(y) is float:
+        y = yv = xv.dtype.type(y)
     try:
         out = _wrap(prim.cupy_forward((xv, yv)))
     except ValueError as error:
@@ -636,6 +650,11 @@ def _make_binary(prim):
             if type(xv if tx is Tensor else yv) is cupy_ndarray and _cupy_pair(xv, yv):
                 return _cupy_binary(prim, x, y, xv, yv)
             return _call_elementwise(prim, (x, y))
+        # a Python number takes the tensor's dtype: saved for the rules, log(2.0) stays float32
+        if tx is not Tensor:
+            x = xv = yv.dtype.type(x)
+        elif ty is not Tensor:
+            y = yv = xv.dtype.type(y)
         try:
             value = forward(xv, yv, out=_binary_out(xv, yv) if tx is Tensor and
                             xv.nbytes >= pool_min or ty is Tensor and yv.nbytes >= pool_min
@@ -733,6 +752,6 @@ def logical_not(x):
     return _wrap(_backend.module_of(x._value).logical_not(x._value))
 
 
-from .array_ops import expand_batched, sum_to_shape, zeros_like  # noqa: E402  (built on the above)
+from .array_ops import broadcast_to, expand_batched, sum_to_shape, zeros_like  # noqa: E402  (built on the above)
 
 _GPUAD_NS["zeros_like"] = zeros_like

@@ -19,6 +19,7 @@ import ast
 import copy
 import dataclasses
 import itertools
+import operator
 import pathlib
 import re
 
@@ -51,8 +52,9 @@ class Entry:
 
     Attributes: ``name``; ``inputs`` (names, in call order); ``ctypes`` (input name -> C type
     of an input that is not of the kernel's type ``T``, e.g. ``bool``); ``forward`` (ast);
-    ``partials`` (input name -> ast; inputs without one get no gradient); ``saves`` (the
-    names among the inputs and ``out`` that the partials read, i.e. what a tape keeps).
+    ``partials`` (input name -> ast; inputs without one get no gradient; ``g`` in one is the
+    cotangent, see :func:`plain`); ``saves`` (the names among the inputs and ``out`` that the
+    partials read, i.e. what a tape keeps).
     """
 
     def __init__(self, name, inputs, ctypes, forward, partials):
@@ -115,7 +117,8 @@ def _is_const(node, value=None):
 
 
 def scale(factor, expr):
-    """``factor * expr`` simplified: by 1 and 0, and pushed into ``where`` branches."""
+    """``factor * expr`` simplified: by 1 and 0, and pushed into ``where`` branches; a
+    condition on ``g`` (the cotangent) tests ``factor``."""
     if _is_const(expr, 1):
         return factor
     if _is_const(expr, 0):
@@ -124,8 +127,35 @@ def scale(factor, expr):
         return ast.UnaryOp(ast.USub(), factor)
     if isinstance(expr, ast.Call) and getattr(expr.func, "id", "") == "where":
         cond, a, b = expr.args
+        cond = substitute(cond, {"g": factor})
         return ast.Call(ast.Name("where"), [cond, scale(factor, a), scale(factor, b)], [])
     return ast.BinOp(factor, ast.Mult(), expr)
+
+
+_CONSTANT_COMPARISONS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Gt: operator.gt,
+                         ast.GtE: operator.ge, ast.Lt: operator.lt, ast.LtE: operator.le}
+
+
+class _FoldSelects(ast.NodeTransformer):
+    """``where(1 == 0, a, b)`` -> ``b``: a select on a comparison of two constants."""
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        cond = node.args[0] if getattr(node.func, "id", "") == "where" else None
+        if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and _is_const(cond.left) \
+                and _is_const(cond.comparators[0]):
+            holds = _CONSTANT_COMPARISONS[type(cond.ops[0])](cond.left.value,
+                                                              cond.comparators[0].value)
+            return node.args[1] if holds else node.args[2]
+        return node
+
+
+def plain(partial):
+    """The derivative itself: ``partial`` at a cotangent ``g`` of 1.  A partial may select on
+    ``g`` (``where(g == 0, 0, 0.5 / out)``: TensorFlow's sqrt gradient kernel gives 0 where the
+    gradient is 0); only the VJPs (:func:`vjp_exprs`, :func:`gradient_entry`) test it, while
+    forward mode (as TensorFlow's) and the chain rule of :func:`derivative` use this."""
+    return _FoldSelects().visit(substitute(partial, {"g": ast.Constant(1)}))
 
 
 # ------------------------------------------------------------------ symbolic differentiation
@@ -179,7 +209,8 @@ def derivative(expr, var, entries):
         d_arg = derivative(arg, var, entries) if arg_name in entry.partials else ast.Constant(0)
         if not _is_const(d_arg, 0):
             names = dict(zip(entry.inputs, args), out=expr)
-            total = _plus(total, _times(substitute(entry.partials[arg_name], names), d_arg))
+            total = _plus(total, _times(substitute(plain(entry.partials[arg_name]), names),
+                                        d_arg))
     return total
 
 
@@ -403,7 +434,7 @@ def vjp_exprs(entry, needs):
 
 def jvp_expr(entry, tangents):
     """``sum_x t_x * d_x`` over the inputs named in ``tangents`` (tangent variable names)."""
-    terms = [scale(ast.Name(t), entry.partials[name])
+    terms = [scale(ast.Name(t), plain(entry.partials[name]))
              for name, t in zip(entry.inputs, tangents) if t and name in entry.partials]
     terms = [term for term in terms if not _is_const(term, 0)]
     if not terms:

@@ -809,7 +809,7 @@ NAN_INF = [
     ("division by 0", lambda x, y: x / y, [[1.0, 0.0], [0.0, 0.0]],
      [[inf, inf], [-inf, nan]]),
     ("where with a nan branch", lambda x: ad.where(x > 0.0, ad.sqrt(x), x), [[-1.0, 4.0]],
-     [[nan, 0.25]]),  # the famous NaN of tf.where: 0 * d sqrt(-1)
+     [[1.0, 0.25]]),  # not tf.where's famous NaN: TF's sqrt gradient is 0 where g is 0
     ("clip_by_value", lambda x: ad.clip_by_value(x, -1.0, 1.0), [[nan, 2.0, -inf, 0.5]],
      [[1.0, 0.0, 0.0, 1.0]]),
     ("reduce_max with inf", lambda x: ad.reduce_max(x), [[inf, 1.0, -inf]], [[1.0, 0.0, 0.0]]),
