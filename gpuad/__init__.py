@@ -8,26 +8,29 @@
 >>> print(f"{float(tape.gradient(y, x)):.4f}")  # cos(2)*2 + sin(2)
 0.0770
 """
-from . import ops as _ops  # first: array_ops builds on it
-from . import backends, cuda, numpy_memory
-from . import linalg, nn, random, testing
-from .linalg import *  # noqa: F401,F403  (tensordot, einsum)
-from .reductions import *  # noqa: F401,F403
-from .shape_ops import *  # noqa: F401,F403
-from .array_ops import (broadcast_to, cast, eye, fill, getitem, identity, lin_space, linspace,
-                        matmul, ones, ones_like, range, reduce_max, reduce_mean, reduce_min,
-                        reduce_sum, reshape, stack, transpose, unstack, zeros, zeros_like)
+from . import backends, core, cuda, linalg, nn, numpy_memory, random, testing
+from .array_ops import (broadcast_to, cast, constant, convert_to_tensor, eye, fill, getitem,
+                        identity, ones, ones_like, range, reduce_sum, reshape, stack,
+                        stop_gradient, transpose, unstack, zeros, zeros_like)
 from .backends import backend, get_backend, set_backend
-from .forward import ForwardAccumulator
+from .forward import ForwardAccumulator, UnconnectedGradients
 from .functional import (custom_gradient, grad, gradients_function, hessian, implicit_gradients,
-                         implicit_value_and_gradients, jacobian, jvp, stop_gradient,
-                         value_and_grad, value_and_gradients_function, vjp)
-from .ops import (ELEMENTWISE_OPS, equal, greater, greater_equal, less, less_equal, logical_and,
-                  logical_not, logical_or, not_equal)
-from .tape import GradientTape, UnconnectedGradients
-from .tensor import Tensor, Variable, constant, convert_to_tensor
-
-globals().update(ELEMENTWISE_OPS)  # negative, abs, sin, ..., add, multiply, where, ...
+                         implicit_value_and_gradients, jacobian, jvp, value_and_grad,
+                         value_and_gradients_function, vjp)
+from .linalg import einsum, tensordot
+from .math_ops import lin_space, linspace, matmul, reduce_max, reduce_mean, reduce_min
+from .ops import (ELEMENTWISE_OPS, abs, acos, add, asin, atan, atan2, ceil, clip_by_value, cos,
+                  cosh, divide, equal, erf, exp, expm1, floor, floordiv, greater, greater_equal,
+                  less, less_equal, log, log1p, logical_and, logical_not, logical_or, maximum,
+                  minimum, mod, multiply, negative, not_equal, pow, reciprocal, relu, round,
+                  rsqrt, sigmoid, sign, sin, sinh, softplus, sqrt, square, squared_difference,
+                  subtract, tan, tanh, where)
+from .reductions import (cumprod, cumsum, norm, reduce_logsumexp, reduce_prod, reduce_std,
+                         reduce_variance)
+from .shape_ops import (boolean_mask, concat, expand_dims, gather, pad, split, squeeze, tile)
+from .tape import GradientTape
+from .tensor import Tensor
+from .variables import Variable
 
 __version__ = "0.1.0"
 
@@ -37,6 +40,12 @@ def _reflected(op):
         return op(other, self)
     reflected.__name__ = f"__r{op.__name__}__"
     return reflected
+
+
+def _iterate(tensor):
+    if not tensor.ndim:
+        raise TypeError("iteration over a 0-d Tensor")
+    return iter(unstack(tensor))
 
 
 def _install_operators():
@@ -57,6 +66,7 @@ def _install_operators():
     Tensor.__abs__ = ops["abs"]
     Tensor.__pos__ = lambda self: self
     Tensor.__getitem__ = getitem
+    Tensor.__iter__ = _iterate
     for name, op in [("lt", less), ("le", less_equal), ("gt", greater), ("ge", greater_equal),
                      ("eq", equal), ("ne", not_equal), ("and", logical_and),
                      ("or", logical_or)]:

@@ -1,24 +1,56 @@
-"""Non-elementwise primitives (reductions, shapes, indexing, matmul, cast) and creation ops.
+"""The structural primitives and creation ops, below the elementwise ops that build on them.
 
-Each primitive is a forward on raw arrays plus a VJP written with gpuad ops, so that an outer
-tape records the backward pass and it can be differentiated again.
+Reshaping, transposing, broadcasting, summing, casting, indexing and stacking, with VJP and JVP
+rules written with gpuad ops (differentiable again); creation ops; and the conversion of
+Python, NumPy and CuPy data to Tensors (a nested list of Tensors is stacked, differentiably).
+The elementwise rules (:mod:`gpuad.ops`) need these -- sum-to-shape is the adjoint of
+broadcasting -- so they sit below them.  Every op runs through :func:`gpuad.core.bind`.
 """
 import builtins
-import math
 import numbers
 
 import numpy
 
 from . import backends as _backend
-from . import numpy_memory
-from . import tape as _tape
-from .ops import (_apply, _out_of_memory, _tensor, _same_backend, _wrap, divide, equal, multiply,
-                  names_memory_errors)
-from .tape import Primitive
-from .tensor import Tensor, convert_to_tensor
+from . import core, numpy_memory
+from .core import Primitive, bind
+from .tensor import (Tensor, cast_checked, contains_tensor, dtype_of_tensors_in, host_array,
+                     wrap)
 
 
-def _axes(op, axis, shape):
+# ------------------------------------------------------------------------- arguments
+
+def tensor_arg(x, op, arg="x"):
+    """An op's tensor argument: converted if needed; a Variable is read while a recorder
+    records (a recorded read)."""
+    if type(x) is Tensor:
+        return x
+    if isinstance(x, Tensor):
+        return core.as_input(x)
+    try:
+        return convert_to_tensor(x, op=op)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{error} (argument {arg!r})") from None
+
+
+def same_backend(op, tensors):
+    """A TypeError naming ``op`` when ``tensors`` live on two backends."""
+    if len({t.backend for t in tensors}) > 1:
+        names = {t.backend for t in tensors}
+        raise TypeError(f"{op}: tensors of two backends ({' and '.join(sorted(names))}) in one "
+                        f"op; move one with Tensor.to()")
+
+
+def tensor_list(op, values):
+    """The tensors of a non-empty list argument, all on one backend (stack, concat)."""
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"{op}: expected a non-empty list of tensors")
+    tensors = [tensor_arg(v, op, f"values[{i}]") for i, v in enumerate(values)]
+    same_backend(op, tensors)
+    return tensors
+
+
+def axes_arg(op, axis, shape):
     """Normalize ``axis`` (None, int or tuple, negatives allowed) to a sorted tuple."""
     ndim = len(shape)
     if axis is None:
@@ -40,34 +72,57 @@ def _axes(op, axis, shape):
     return tuple(sorted(axes))
 
 
-def _kept_shape(shape, axes):
+def kept_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-# ------------------------------------------------------------------------------ reductions
-
-def _reduce_sum_vjp(g, saved, attrs, needs):
-    shape, axes, keepdims = attrs
-    if not keepdims:
-        g = reshape(g, _kept_shape(shape, axes))
-    return (broadcast_to(g, shape),)
-
-
-def _batch_axes(axes, batch):
+def batch_axes(axes, batch):
     return tuple(a + batch for a in axes)
 
 
-def _batch_key(key, batch):
+def batch_key(key, batch):
     """An index key for a tangent with ``batch`` leading dimensions."""
     return (slice(None),) * batch + (key if isinstance(key, tuple) else (key,))
 
 
-_REDUCE_SUM = Primitive("reduce_sum", _reduce_sum_vjp, lambda tangents, saved, out, attrs, batch:
-                        reduce_sum(tangents[0], _batch_axes(attrs[1], batch), attrs[2]))
+def shape_arg(op, shape):
+    if type(shape) is tuple and all([type(n) is int for n in shape]):
+        return shape
+    if isinstance(shape, Tensor):
+        shape = shape.numpy().tolist()
+    if isinstance(shape, (numbers.Integral, numpy.integer)):
+        shape = (shape,)
+    try:
+        return tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
 
 
-def _reduce_input(op, x, float_only=False):
-    x = _tensor(x, op)
+
+# -------------------------------------------------------------------------------- reduce_sum
+
+def _reduce_sum_impl(values, attrs):
+    v = values[0]
+    axes, keepdims = attrs
+    return v.sum(axis=axes, keepdims=keepdims, dtype=v.dtype)
+
+
+def _reduce_sum_vjp(g, saved, attrs, needs):
+    (shape,), (axes, keepdims) = saved, attrs
+    if not keepdims:
+        g = reshape(g, kept_shape(shape, axes))
+    return (broadcast_to(g, shape),)
+
+
+REDUCE_SUM = Primitive("reduce_sum", _reduce_sum_impl, _reduce_sum_vjp,
+                       lambda tangents, saved, out, attrs, batch:
+                       reduce_sum(tangents[0], batch_axes(attrs[0], batch), attrs[1]),
+                       save=lambda inputs, out, attrs: (inputs[0].shape,))
+
+
+def reduce_input(op, x, float_only=False):
+    """A reduction's argument: a numeric (``float_only``: floating) Tensor."""
+    x = tensor_arg(x, op)
     if x.dtype.kind not in "fiu" or (float_only and x.dtype.kind != "f"):
         raise TypeError(f"{op}: unsupported dtype {x.dtype}")
     return x
@@ -80,97 +135,26 @@ def reduce_sum(x, axis=None, keepdims=False):
     >>> ad.reduce_sum(ad.constant([[1.0, 2.0], [3.0, 4.0]]), axis=0).numpy()
     array([4., 6.], dtype=float32)
     """
-    x = _reduce_input("reduce_sum", x)
-    axes = _axes("reduce_sum", axis, x.shape)
-    v = x._value
-    value = v.sum(axis=axes, keepdims=keepdims, dtype=v.dtype)
-    return _apply(_REDUCE_SUM, (x,), value, (), (x.shape, axes, keepdims))
+    x = reduce_input("reduce_sum", x)
+    return bind(REDUCE_SUM, (x,), (axes_arg("reduce_sum", axis, x.shape), bool(keepdims)))
 
 
-def reduce_mean(x, axis=None, keepdims=False):
-    """Mean over ``axis``; an integer tensor's mean stays integer (truncated), as TensorFlow.
+# ------------------------------------------------------------------------------------ shapes
 
-    >>> import gpuad as ad
-    >>> ad.reduce_mean(ad.constant([1, 2])).numpy()
-    array(1, dtype=int32)
-    """
-    x = _reduce_input("reduce_mean", x)
-    axes = _axes("reduce_mean", axis, x.shape)
-    count = int(numpy.prod([x.shape[a] for a in axes]))
-    if x.dtype.kind != "f":
-        total = x._value.sum(axis=axes, keepdims=keepdims, dtype=x.dtype)
-        xp = _backend.module_of(x._value)
-        return _wrap((xp.sign(total) * (abs(total) // builtins.max(count, 1))).astype(x.dtype))
-    return divide(reduce_sum(x, axes, keepdims), float(count))
+def _reshape_impl(values, attrs):
+    v = values[0]
+    if type(v) is not numpy.ndarray or v.nbytes < numpy_memory.POOL_MIN_BYTES or \
+            v.flags.c_contiguous:
+        return v.reshape(attrs)
+    return _reshape_large(v, attrs)
 
 
-def _extreme_share(saved, attrs):
-    """Where x attains its extreme, each tie's share (1/count), keeping reduced axes."""
-    x, out = saved
-    shape, axes, keepdims = attrs
-    if not keepdims:
-        out = reshape(out, _kept_shape(shape, axes))
-    hit = cast(equal(x, out), x.dtype)  # ties share the gradient equally, as TensorFlow
-    return divide(hit, reduce_sum(hit, axes, keepdims=True))
-
-
-def _reduce_extreme_vjp(g, saved, attrs, needs):
-    shape, axes, keepdims = attrs
-    if not keepdims:
-        g = reshape(g, _kept_shape(shape, axes))
-    return (multiply(g, _extreme_share(saved, attrs)),)
-
-
-_REDUCE_EXTREME = Primitive(
-    "reduce_max/min", _reduce_extreme_vjp, lambda tangents, saved, out, attrs, batch:
-    reduce_sum(tangents[0] * _extreme_share(saved, attrs), _batch_axes(attrs[1], batch),
-               attrs[2]))
-
-
-def _reduce_extreme(op, method, x, axis, keepdims):
-    x = _reduce_input(op, x)
-    axes = _axes(op, axis, x.shape)
-    if any(x.shape[a] == 0 for a in axes):
-        raise ValueError(f"{op}: cannot reduce an empty axis (shape {x.shape}, axis {axis})")
-    out = _wrap(getattr(x._value, method)(axis=axes, keepdims=keepdims))
-    if _tape.ACTIVE and _tape._state.stack:
-        _tape.record(_REDUCE_EXTREME, (x,), out, (x, out), (x.shape, axes, keepdims))
-    return out
-
-
-def reduce_max(x, axis=None, keepdims=False):
-    """Maximum over ``axis``; tied maxima share the gradient equally, as TensorFlow.
-
-    >>> import gpuad as ad
-    >>> ad.reduce_max(ad.constant([1.0, 3.0, 2.0])).numpy()
-    array(3., dtype=float32)
-    """
-    return _reduce_extreme("reduce_max", "max", x, axis, keepdims)
-
-
-def reduce_min(x, axis=None, keepdims=False):
-    """Minimum over ``axis``; tied minima share the gradient equally, as TensorFlow."""
-    return _reduce_extreme("reduce_min", "min", x, axis, keepdims)
-
-
-# ---------------------------------------------------------------------------------- shapes
-
-_RESHAPE = Primitive("reshape", lambda g, saved, attrs, needs: (reshape(g, attrs),),
-                     lambda tangents, saved, out, attrs, batch:
-                     reshape(tangents[0], tangents[0].shape[:batch] + out.shape))
-
-
-def _shape_tuple(op, shape):
-    if type(shape) is tuple and all([type(n) is int for n in shape]):
-        return shape
-    if isinstance(shape, Tensor):
-        shape = shape.numpy().tolist()
-    if isinstance(shape, (numbers.Integral, numpy.integer)):
-        shape = (shape,)
-    try:
-        return tuple(int(n) for n in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
+# attrs: the new shape; the record keeps the old one
+RESHAPE = Primitive("reshape", _reshape_impl,
+                    lambda g, saved, attrs, needs: (reshape(g, saved[0]),),
+                    lambda tangents, saved, out, attrs, batch:
+                    reshape(tangents[0], tangents[0].shape[:batch] + out.shape),
+                    save=lambda inputs, out, attrs: (inputs[0].shape,))
 
 
 def _reshape_large(v, shape):
@@ -190,23 +174,20 @@ def reshape(x, shape):
     >>> ad.reshape(ad.range(6), (2, -1)).shape
     (2, 3)
     """
-    x = _tensor(x, "reshape")
-    shape = _shape_tuple("reshape", shape)
-    v = x._value
+    x = tensor_arg(x, "reshape")
+    shape = shape_arg("reshape", shape)
     try:
-        value = v.reshape(shape) if type(v) is not numpy.ndarray or \
-            v.nbytes < numpy_memory.POOL_MIN_BYTES or v.flags.c_contiguous else \
-            _reshape_large(v, shape)
+        return bind(RESHAPE, (x,), shape)
     except ValueError:
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {v.shape} "
-                         f"({v.size} elements) into shape {shape}") from None
-    return _apply(_RESHAPE, (x,), value, (), v.shape)
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
+                         f"({x.size} elements) into shape {shape}") from None
 
 
-_TRANSPOSE = Primitive("transpose", lambda g, saved, attrs, needs: (
-    transpose(g, tuple(numpy.argsort(attrs))),),
-    lambda tangents, saved, out, attrs, batch: transpose(
-        tangents[0], tuple(builtins.range(batch)) + _batch_axes(attrs, batch)))
+TRANSPOSE = Primitive("transpose", lambda values, perm: values[0].transpose(perm),
+                      lambda g, saved, attrs, needs: (
+                          transpose(g, tuple(numpy.argsort(attrs))),),
+                      lambda tangents, saved, out, attrs, batch: transpose(
+                          tangents[0], tuple(builtins.range(batch)) + batch_axes(attrs, batch)))
 
 
 def transpose(x, perm=None):
@@ -216,17 +197,29 @@ def transpose(x, perm=None):
     >>> ad.transpose(ad.zeros((2, 3, 4)), (1, 0, 2)).shape
     (3, 2, 4)
     """
-    x = _tensor(x, "transpose")
-    perm = tuple(builtins.range(x.ndim))[::-1] if perm is None else _shape_tuple("transpose", perm)
+    x = tensor_arg(x, "transpose")
+    perm = tuple(builtins.range(x.ndim))[::-1] if perm is None else shape_arg("transpose", perm)
     if sorted(perm) != list(builtins.range(x.ndim)):
         raise ValueError(f"transpose: perm {perm} is not a permutation of the axes of a "
                          f"tensor of shape {x.shape}")
-    return _apply(_TRANSPOSE, (x,), x._value.transpose(perm), (), perm)
+    return bind(TRANSPOSE, (x,), perm)
 
 
-_BROADCAST_TO = Primitive("broadcast_to", lambda g, saved, attrs, needs: (
-    sum_to_shape(g, attrs),), lambda tangents, saved, out, attrs, batch: broadcast_to(
-        expand_batched(tangents[0], batch, len(out.shape)), tangents[0].shape[:batch] + out.shape))
+def swap_last(x):
+    """``x`` with its last two axes swapped (a batch of matrices transposed)."""
+    perm = list(builtins.range(x.ndim))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    return transpose(x, perm)
+
+
+# attrs: the target shape; the record keeps the input's
+BROADCAST_TO = Primitive(
+    "broadcast_to", lambda values, shape: _backend.module_of(values[0]).broadcast_to(
+        values[0], shape),
+    lambda g, saved, attrs, needs: (sum_to_shape(g, saved[0]),),
+    lambda tangents, saved, out, attrs, batch: broadcast_to(
+        expand_batched(tangents[0], batch, len(out.shape)), tangents[0].shape[:batch] + out.shape),
+    save=lambda inputs, out, attrs: (inputs[0].shape,))
 
 
 def expand_batched(t, batch, ndim):
@@ -245,15 +238,17 @@ def broadcast_to(x, shape):
     >>> ad.broadcast_to(ad.constant([1.0, 2.0]), (3, 2)).shape
     (3, 2)
     """
-    x = _tensor(x, "broadcast_to")
-    shape = _shape_tuple("broadcast_to", shape)
+    x = tensor_arg(x, "broadcast_to")
+    shape = shape_arg("broadcast_to", shape)
     if x.shape == shape:
         return x
     try:
-        value = _backend.module_of(x._value).broadcast_to(x._value, shape)
+        numpy.broadcast_shapes(x.shape, shape)
+        if len(shape) < x.ndim or numpy.broadcast_shapes(x.shape, shape) != shape:
+            raise ValueError
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
-    return _apply(_BROADCAST_TO, (x,), value, (), x.shape)
+    return bind(BROADCAST_TO, (x,), shape)
 
 
 def sum_to_shape(x, shape):
@@ -267,8 +262,10 @@ def sum_to_shape(x, shape):
     return reshape(reduce_sum(x, axes, keepdims=True), shape)
 
 
-_CAST = Primitive("cast", lambda g, saved, attrs, needs: (cast(g, attrs),),
-                  lambda tangents, saved, out, attrs, batch: cast(tangents[0], out.dtype))
+CAST = Primitive("cast", lambda values, dtype: values[0].astype(dtype),
+                 lambda g, saved, attrs, needs: (cast(g, saved[0]),),
+                 lambda tangents, saved, out, attrs, batch: cast(tangents[0], out.dtype),
+                 save=lambda inputs, out, attrs: (inputs[0].dtype,))
 
 
 def cast(x, dtype):
@@ -278,18 +275,18 @@ def cast(x, dtype):
     >>> ad.cast(ad.constant([1.7, -1.7]), "int32").numpy()
     array([ 1, -1], dtype=int32)
     """
-    x = _tensor(x, "cast")
+    x = tensor_arg(x, "cast")
     try:
         dtype = numpy.dtype(dtype)
     except TypeError:
         raise TypeError(f"cast: {dtype!r} is not a dtype") from None
     if x.dtype == dtype:
         return x
-    value = x._value.astype(dtype)
-    if x.dtype.kind != "f":
-        return _wrap(value)
-    return _apply(_CAST, (x,), value, (), x.dtype)
+    # only a floating input has a gradient (an integer one is never recorded: its id is 0)
+    return bind(CAST, (x,), dtype)
 
+
+# ---------------------------------------------------------------------------------- indexing
 
 def _index_key(key, x):
     """A key with Tensors replaced by raw arrays on ``x``'s backend."""
@@ -333,19 +330,36 @@ def _swap_leading(x, first, second):
 
 def _getitem_jvp(tangents, saved, out, attrs, batch):
     # separated advanced indices put their dimensions before the batch: move it back first
-    t = getitem(tangents[0], _batch_key(attrs[0], batch))
+    t = getitem(tangents[0], batch_key(attrs[0], batch))
     return _swap_leading(t, _separated_advanced_ndim(attrs[0]), batch)
 
 
 def _scatter_add_jvp(tangents, saved, out, attrs, batch):
     t = _swap_leading(tangents[0], batch, _separated_advanced_ndim(attrs[0]))
-    return _scatter_add(t, _batch_key(attrs[0], batch), tangents[0].shape[:batch] + out.shape)
+    return _scatter_add(t, batch_key(attrs[0], batch), tangents[0].shape[:batch] + out.shape)
 
 
-_GETITEM = Primitive("getitem", lambda g, saved, attrs, needs: (_scatter_add(g, *attrs),),
-                     _getitem_jvp)
-_SCATTER_ADD = Primitive("scatter_add", lambda g, saved, attrs, needs: (getitem(g, attrs[0]),),
-                         _scatter_add_jvp)
+def _getitem_impl(values, attrs):
+    return values[0][attrs[0]]
+
+
+def _scatter_add_impl(values, attrs):
+    key, shape = attrs
+    g = values[0]
+    value = _backend.module_of(g).zeros(shape, g.dtype)
+    if _is_basic(key):
+        value[key] = g
+    else:
+        _backend.scatter_add(value, key, g)
+    return value
+
+
+# attrs: (key, the other side's shape)
+GETITEM = Primitive("getitem", _getitem_impl,
+                    lambda g, saved, attrs, needs: (_scatter_add(g, *attrs),), _getitem_jvp)
+SCATTER_ADD = Primitive("scatter_add", _scatter_add_impl,
+                        lambda g, saved, attrs, needs: (getitem(g, attrs[0]),),
+                        _scatter_add_jvp)
 
 
 def getitem(x, key):
@@ -356,24 +370,17 @@ def getitem(x, key):
     >>> ad.constant([[1.0, 2.0], [3.0, 4.0]])[:, 1].numpy()
     array([2., 4.], dtype=float32)
     """
-    x = _tensor(x, "getitem")
+    x = tensor_arg(x, "getitem")
     key = _index_key(key, x)
     try:
-        value = x._value[key]
+        return bind(GETITEM, (x,), (key, x.shape))
     except IndexError as error:
         raise IndexError(f"getitem: {error} (tensor shape {x.shape})") from None
-    return _apply(_GETITEM, (x,), value, (), (key, x.shape))
 
 
 def _scatter_add(g, key, shape):
     """zeros(shape) with ``g`` added at ``key`` (repeated indices accumulate)."""
-    xp = _backend.module_of(g._value)
-    value = xp.zeros(shape, g.dtype)
-    if _is_basic(key):
-        value[key] = g._value
-    else:
-        _backend.scatter_add(value, key, g._value)
-    return _apply(_SCATTER_ADD, (g,), value, (), (key, g.shape))
+    return bind(SCATTER_ADD, (g,), (key, shape))
 
 
 def _stack_jvp(tangents, saved, out, attrs, batch):
@@ -383,19 +390,10 @@ def _stack_jvp(tangents, saved, out, attrs, batch):
                  attrs + batch)
 
 
-_STACK = Primitive("stack", lambda g, saved, attrs, needs: unstack(g, attrs), _stack_jvp)
+STACK = Primitive("stack", lambda values, axis: _backend.module_of(values[0]).stack(
+    values, axis=axis), lambda g, saved, attrs, needs: unstack(g, attrs), _stack_jvp)
 
 
-def tensor_list(op, values):
-    """The tensors of a non-empty list argument, all on one backend (stack, concat)."""
-    if not isinstance(values, (list, tuple)) or not values:
-        raise ValueError(f"{op}: expected a non-empty list of tensors")
-    tensors = [_tensor(v, op, f"values[{i}]") for i, v in enumerate(values)]
-    _same_backend(op, tensors)
-    return tensors
-
-
-@names_memory_errors("stack")
 def stack(values, axis=0):
     """Stack a list of tensors of one shape along a new axis.
 
@@ -411,120 +409,138 @@ def stack(values, axis=0):
                              f"values[{i}] is {t.dtype}{list(t.shape)}")
     if not -first.ndim - 1 <= axis <= first.ndim:
         raise ValueError(f"stack: axis {axis} is out of range for tensors of shape {first.shape}")
-    axis = axis % (first.ndim + 1)
-    value = _backend.module_of(first._value).stack([t._value for t in tensors], axis=axis)
-    return _apply(_STACK, tuple(tensors), value, (), axis)
+    return bind(STACK, tuple(tensors), axis % (first.ndim + 1))
 
 
 def unstack(x, axis=0):
     """Split ``x`` along ``axis`` into a list of tensors (the inverse of :func:`stack`)."""
-    x = _tensor(x, "unstack")
-    axis = _axes("unstack", axis, x.shape)[0]
+    x = tensor_arg(x, "unstack")
+    axis = axes_arg("unstack", axis, x.shape)[0]
     lead = (slice(None),) * axis
     return [getitem(x, lead + (i,)) for i in builtins.range(x.shape[axis])]
 
 
-# ---------------------------------------------------------------------------------- matmul
-
-def _swap_last(x):
-    perm = list(builtins.range(x.ndim))
-    perm[-1], perm[-2] = perm[-2], perm[-1]
-    return transpose(x, perm)
+IDENTITY = Primitive("identity", lambda values, attrs: values[0],
+                     lambda g, saved, attrs, needs: (g,),
+                     lambda tangents, saved, out, attrs, batch: tangents[0])
 
 
-def _matmul_vjp(g, saved, attrs, needs):
-    a, b = saved
-    ga = sum_to_shape(matmul(g, _swap_last(b)), a.shape) if needs[0] else None
-    gb = sum_to_shape(matmul(_swap_last(a), g), b.shape) if needs[1] else None
-    return ga, gb
+def identity(x):
+    """A new tensor with the value of ``x`` (gradient: the identity), as ``tf.identity``."""
+    return bind(IDENTITY, (tensor_arg(x, "identity"),))
 
 
-def _matmul_jvp(tangents, saved, out, attrs, batch):  # matmul broadcasts a leading batch
-    (ta, tb), (a, b) = tangents, saved
-    # singleton axes keep the batch off the other operand's stack axes when it has more
-    ndim = max(a.ndim, b.ndim)
-    ta = None if ta is None else expand_batched(ta, batch, ndim)
-    tb = None if tb is None else expand_batched(tb, batch, ndim)
-    terms = ([matmul(ta, b)] if ta is not None else []) + ([matmul(a, tb)] if tb is not None else [])
-    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+STOP_GRADIENT = Primitive("stop_gradient", lambda values, attrs: values[0])  # no gradient
 
 
-_MATMUL = Primitive("matmul", _matmul_vjp, _matmul_jvp)
-
-
-def _matmul_raw(xp, a, b):
-    """``a @ b``, folding a stack of matrices against a single matrix into one GEMM (NumPy
-    otherwise runs one small product per matrix of the stack: batched JVPs do this)."""
-    if b.ndim == 2 and a.ndim > 2:
-        rows = _product(xp, a.reshape(-1, a.shape[-1]), b)
-        return rows.reshape(a.shape[:-1] + b.shape[-1:])
-    if a.ndim == 2 and b.ndim > 2:  # (b^T a^T)^T, one GEMM, contiguous like NumPy's result
-        rows = _product(xp, xp.swapaxes(b, -1, -2).reshape(-1, b.shape[-2]), a.T)
-        return xp.ascontiguousarray(xp.swapaxes(
-            rows.reshape(b.shape[:-2] + (b.shape[-1], a.shape[0])), -1, -2))
-    return _product(xp, a, b)
-
-
-def _product(xp, a, b):
-    """``xp.matmul(a, b)``; on NumPy a large result goes into a pooled buffer."""
-    if xp is not numpy:
-        return xp.matmul(a, b)
-    shape = (a.shape[-2], b.shape[-1])
-    if a.ndim > 2 or b.ndim > 2:  # broadcast_shapes costs microseconds: only for stacks
-        shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + shape
-    if math.prod(shape) * a.itemsize < numpy_memory.POOL_MIN_BYTES:
-        return numpy.matmul(a, b)
-    return numpy.matmul(a, b, out=numpy_memory.empty(shape, numpy.result_type(a, b)))
-
-
-@names_memory_errors("matmul")
-def matmul(a, b):
-    """Matrix product with NumPy's rules: batched, broadcasting, 1-D operands.
+def stop_gradient(x):
+    """``x`` as a constant: no gradient flows through it, as ``tf.stop_gradient``.
 
     >>> import gpuad as ad
-    >>> ad.matmul(ad.ones((2, 3)), ad.ones((3, 4))).shape
-    (2, 4)
+    >>> x = ad.constant(3.0)
+    >>> with ad.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = x * ad.stop_gradient(x)
+    >>> float(tape.gradient(y, x))
+    3.0
     """
-    a, b = _tensor(a, "matmul", "a"), _tensor(b, "matmul", "b")
-    _same_backend("matmul", (a, b))
-    av, bv = a._value, b._value
-    if av.dtype != bv.dtype:
-        raise TypeError(f"matmul: a has dtype {av.dtype} and b has dtype {bv.dtype}; gpuad "
-                        f"does not promote dtypes implicitly (use gpuad.cast)")
-    if av.ndim == 0 or bv.ndim == 0:
-        raise ValueError(f"matmul: operands must have at least one dimension, got shapes "
-                         f"{av.shape} and {bv.shape}")
-    if av.shape[-1] != bv.shape[-2 if bv.ndim > 1 else 0]:
-        raise ValueError(f"matmul: inner dimensions differ: a has shape {av.shape} and b has "
-                         f"shape {bv.shape}")
-    if av.ndim == 1:  # a row vector whose axis is dropped from the result, as NumPy
-        return reshape(matmul(reshape(a, (1, -1)), b if bv.ndim > 1 else reshape(b, (-1, 1))),
-                       bv.shape[:-2] + bv.shape[-1:] if bv.ndim > 1 else ())
-    if bv.ndim == 1:
-        return reshape(matmul(a, reshape(b, (-1, 1))), av.shape[:-1])
-    try:
-        value = _matmul_raw(_backend.module_of(av), av, bv)
-    except ValueError:
-        raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} do not "
-                         f"broadcast") from None
-    return _apply(_MATMUL, (a, b), value, (a, b))
+    return bind(STOP_GRADIENT, (convert_to_tensor(x, op="stop_gradient"),))
 
 
-# -------------------------------------------------------------------------------- creation
+# -------------------------------------------------------------------------------- conversion
 
-def _creation_module(backend):
-    return _backend.module(backend or _backend.get_backend())
+def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
+    """Convert ``value`` to a :class:`Tensor`, with TensorFlow's dtype rules.
+
+    Parameters
+    ----------
+    value : Tensor, Python scalar, nested list/tuple (may contain Tensors), numpy or cupy array
+    dtype : dtype, optional
+        The requested dtype.  Python floats default to float32, ints to int32, bools to
+        bool; numpy and cupy arrays keep their dtype.  The Python numbers of a nested list
+        holding Tensors take the Tensors' dtype, and the list is stacked (differentiably).
+    backend : {"numpy", "cupy"}, optional
+        Where the data goes; defaults to the current backend (:func:`gpuad.get_backend`).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.convert_to_tensor(1.5).dtype, ad.convert_to_tensor(3).dtype
+    (dtype('float32'), dtype('int32'))
+    >>> import numpy as np
+    >>> ad.convert_to_tensor(np.arange(3.0)).dtype
+    dtype('float64')
+    """
+    if isinstance(value, Tensor):
+        if dtype is not None and numpy.dtype(dtype) != value.dtype:
+            raise ValueError(f"{op}: requested dtype {numpy.dtype(dtype)} for a Tensor of "
+                             f"dtype {value.dtype} (use gpuad.cast)")
+        return value
+    if isinstance(value, (list, tuple)) and contains_tensor(value):
+        if dtype is None:  # the list's Python numbers take its Tensors' dtype, as TensorFlow
+            dtype = dtype_of_tensors_in(value, op)
+        return stack([convert_to_tensor(v, dtype, backend, op) for v in value])
+    array = host_array(value, dtype, op)
+    if dtype is not None:
+        array = cast_checked(array, dtype, op)
+    name = backend or _backend.get_backend()
+    if type(array) is _backend.cupy_ndarray and name == "numpy" and backend is None:
+        name = "cupy"  # a cupy array stays on the GPU
+    return wrap(_backend.asarray(array, name))
 
 
-def _allocate(op, make, shape, dtype):
-    """``make(shape, dtype)`` as a Tensor; a negative dimension or a failed allocation raises
-    an error that names ``op`` (and the bytes asked for)."""
-    if any(n < 0 for n in shape):
+def constant(value, dtype=None, backend=None):
+    """Create a constant Tensor (see :func:`convert_to_tensor`); copies array data.
+
+    >>> import gpuad as ad
+    >>> ad.constant([[1, 2], [3, 4]]).dtype
+    dtype('int32')
+    """
+    tensor = convert_to_tensor(value, dtype=dtype, backend=backend, op="constant")
+    if tensor is value or (_backend.is_array(value) and tensor._value is value):
+        tensor = wrap(tensor._value.copy())
+    return tensor
+
+
+def convert_like(value, like, op):
+    """Data used in an op with Tensor ``like``: adopt its dtype and backend (as Python scalars do)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (list, tuple)) and contains_tensor(value):
+        return convert_to_tensor(value, op=op)
+    # Python floats are made in a floating tensor's dtype directly, not rounded to float32 first
+    array = host_array(value, like.dtype if like.dtype.kind in "fc" else None, op)
+    if type(array) is _backend.cupy_ndarray and like.backend == "numpy":
+        raise TypeError(f"{op}: a cupy array cannot be combined with a numpy-backend Tensor")
+    return wrap(_backend.asarray(cast_checked(array, like.dtype, op), like.backend))
+
+
+# ---------------------------------------------------------------------------------- creation
+
+def _create_impl(values, attrs):
+    """zeros, ones, a fill value, eye or arange: no inputs, everything in ``attrs``."""
+    kind, shape, dtype, backend, value = attrs
+    xp = _backend.module(backend)
+    if kind == "eye":
+        return xp.eye(*shape, dtype=dtype)
+    if kind == "arange":
+        start, delta = value
+        return xp.arange(shape[0], dtype=dtype) * delta + start  # start + i * delta, as TF
+    return xp.full(shape, value, dtype)
+
+
+CREATE = Primitive("create", _create_impl)  # no gradient: a creation has no inputs
+
+
+def _create(op, kind, shape, dtype, backend, value=None):
+    """A created Tensor; a negative dimension is an error naming ``op``."""
+    if builtins.any(n < 0 for n in shape):
         raise ValueError(f"{op}: dimensions must be non-negative, got shape {shape}")
+    dtype = numpy.dtype(dtype)
     try:
-        return _wrap(make(shape, dtype))
+        return bind(CREATE, (), (kind, shape, dtype, backend or _backend.get_backend(), value))
     except MemoryError as error:
-        raise _out_of_memory(op, error, shape, dtype) from None
+        raise core.out_of_memory(op, error, shape, dtype) from None
 
 
 def zeros(shape, dtype=numpy.float32, backend=None):
@@ -534,31 +550,24 @@ def zeros(shape, dtype=numpy.float32, backend=None):
     >>> ad.zeros((2,)).numpy()
     array([0., 0.], dtype=float32)
     """
-    return _allocate("zeros", _creation_module(backend).zeros, _shape_tuple("zeros", shape),
-                     dtype)
+    return _create("zeros", "full", shape_arg("zeros", shape), dtype, backend, 0)
 
 
 def ones(shape, dtype=numpy.float32, backend=None):
     """A tensor of ones (float32 by default)."""
-    return _allocate("ones", _creation_module(backend).ones, _shape_tuple("ones", shape), dtype)
+    return _create("ones", "full", shape_arg("ones", shape), dtype, backend, 1)
 
 
 def zeros_like(x, dtype=None):
     """Zeros of ``x``'s shape, dtype (unless given) and backend."""
     x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="zeros_like")
-    try:
-        return _wrap(_backend.module_of(x._value).zeros(x.shape, dtype or x.dtype))
-    except MemoryError as error:
-        raise _out_of_memory("zeros_like", error, x.shape, dtype or x.dtype) from None
+    return _create("zeros_like", "full", x.shape, dtype or x.dtype, x.backend, 0)
 
 
 def ones_like(x, dtype=None):
     """Ones of ``x``'s shape, dtype (unless given) and backend."""
     x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="ones_like")
-    try:
-        return _wrap(_backend.module_of(x._value).ones(x.shape, dtype or x.dtype))
-    except MemoryError as error:
-        raise _out_of_memory("ones_like", error, x.shape, dtype or x.dtype) from None
+    return _create("ones_like", "full", x.shape, dtype or x.dtype, x.backend, 1)
 
 
 def fill(dims, value, backend=None):
@@ -571,17 +580,14 @@ def fill(dims, value, backend=None):
     value = convert_to_tensor(value, backend=backend, op="fill")
     if value.ndim:
         raise ValueError(f"fill: value must be a scalar, got shape {value.shape}")
-    xp = _backend.module_of(value._value)
-    item = value.numpy().item()
-    return _allocate("fill", lambda shape, dtype: xp.full(shape, item, dtype),
-                     _shape_tuple("fill", dims), value.dtype)
+    return _create("fill", "full", shape_arg("fill", dims), value.dtype, value.backend,
+                   value.numpy().item())
 
 
 def eye(num_rows, num_columns=None, dtype=numpy.float32, backend=None):
     """The identity matrix (float32 by default)."""
-    xp = _creation_module(backend)
-    return _allocate("eye", lambda shape, dtype: xp.eye(*shape, dtype=dtype),
-                     (num_rows, num_rows if num_columns is None else num_columns), dtype)
+    return _create("eye", "eye", (num_rows, num_rows if num_columns is None else num_columns),
+                   dtype, backend)
 
 
 _RANGE_DTYPES = tuple(numpy.dtype(t) for t in ("int32", "int64", "float16", "float32", "float64"))
@@ -644,94 +650,7 @@ def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (
     else:
         size = builtins.max(-((start - limit) // delta), 0)  # ceil division of Python ints
     try:
-        values = _creation_module(backend).arange(size, dtype=dtype)
-    except MemoryError as error:
-        raise _out_of_memory("range", error) from None
-    try:
-        return _wrap(values * delta + start)  # start + i * delta, as TensorFlow's kernel
+        return _create("range", "arange", (size,), dtype, backend, (start, delta))
     except OverflowError:
         raise OverflowError(f"range: start {start} or delta {delta} does not fit in {dtype} "
                             f"(pass dtype='int64')") from None
-
-
-def _linspace_weights(num, like):
-    """The share of ``stop`` in each of ``num`` elements, i / (num - 1) ([0] when num is 1),
-    a constant of ``like``'s dtype and backend; ``start``'s share is one minus it."""
-    weights = numpy.linspace(0.0, 1.0, num).astype(like.dtype)
-    return _wrap(_backend.asarray(weights, like.backend))
-
-
-def _linspace_vjp(g, saved, attrs, needs):
-    to_stop = _linspace_weights(attrs, g)
-    return (reduce_sum(g * (1.0 - to_stop)) if needs[0] else None,
-            reduce_sum(g * to_stop) if needs[1] else None)
-
-
-def _linspace_jvp(tangents, saved, out, attrs, batch):
-    to_stop = _linspace_weights(attrs, out)
-    t_start, t_stop = [None if t is None else expand_batched(t, batch, 1) for t in tangents]
-    terms = ([t_start * (1.0 - to_stop)] if t_start is not None else []) + \
-        ([t_stop * to_stop] if t_stop is not None else [])
-    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
-
-
-_LINSPACE = Primitive("linspace", _linspace_vjp, _linspace_jvp)
-
-
-def _linspace_ends(start, stop, backend):
-    """``start`` and ``stop`` as 0-d Tensors of one floating dtype: their floating Tensors'
-    (float32 when neither is one); Python numbers and integer tensors take it."""
-    given = {"start": start, "stop": stop}
-    tensors = {name: _tensor(v, "linspace", name) for name, v in given.items()
-               if isinstance(v, Tensor)}
-    floats = {name: t.dtype for name, t in tensors.items() if t.dtype.kind == "f"}
-    if len(set(floats.values())) > 1:
-        raise TypeError(f"linspace: start has dtype {floats['start']} and stop has dtype "
-                        f"{floats['stop']}; gpuad does not promote dtypes implicitly "
-                        f"(use gpuad.cast)")
-    dtype = next(iter(floats.values()), numpy.dtype(numpy.float32))
-    backend = backend or next((t.backend for t in tensors.values()), None)
-    ends = []
-    for name, value in given.items():
-        t = tensors[name] if name in tensors else \
-            convert_to_tensor(value, dtype=dtype, backend=backend, op="linspace")
-        if t.dtype.kind not in "fiu":
-            raise TypeError(f"linspace: {name} has dtype {t.dtype}; expected a floating or "
-                            f"integer number")
-        if t.size != 1:
-            raise ValueError(f"linspace: {name} must be a scalar, got shape {t.shape}")
-        ends.append(reshape(cast(t, dtype), ()))  # both differentiable: gradients reach t
-    return ends
-
-
-def linspace(start, stop, num, backend=None):
-    """``num`` evenly spaced numbers from ``start`` to ``stop`` inclusive, as ``tf.linspace``;
-    differentiable with respect to ``start`` and ``stop``.
-
-    The dtype is that of the floating tensor among ``start`` and ``stop`` (float32 when
-    neither is one); Python numbers adopt it.
-
-    >>> import gpuad as ad
-    >>> ad.linspace(0.0, 1.0, 3).numpy()
-    array([0. , 0.5, 1. ], dtype=float32)
-    """
-    start_t, stop_t = _linspace_ends(start, stop, backend)
-    _same_backend("linspace", (start_t, stop_t))
-    num = int(num)
-    if num < 0:
-        raise ValueError(f"linspace: num must be >= 0, got {num}")
-    try:
-        values = numpy.linspace(float(start_t), float(stop_t), num).astype(start_t.dtype)
-        value = _backend.asarray(values, start_t.backend)
-    except MemoryError as error:
-        raise _out_of_memory("linspace", error) from None
-    return _apply(_LINSPACE, (start_t, stop_t), value, (), num)
-
-
-lin_space = linspace
-
-
-def identity(x):
-    """A new tensor with the value of ``x`` (gradient: the identity), as ``tf.identity``."""
-    x = _tensor(x, "identity")
-    return _apply(_tape._IDENTITY, (x,), x._value)

@@ -3,32 +3,44 @@
 A tangent is a Tensor shaped like its primal, or -- when Jacobians push a whole basis through
 at once -- with one extra leading *batch* dimension.  Each primitive's JVP rule maps the
 inputs' tangents to the output's; elementwise rules come from the derivative table.  A rule
-that cannot take a batch runs once per batch element; a primitive without a JVP rule gets one
-from its VJP (the VJP is linear in the cotangent, so differentiating ``<vjp(u), t>`` with
-respect to ``u`` gives ``J t``).
+that cannot take a batch runs once per batch element.
+
+The Jacobian machinery of ``GradientTape`` lives here too: :func:`replay` runs forward mode
+over a tape's records with a whole standard basis as the seed (:func:`basis`).
 """
+import enum
 import functools
 import weakref
 
 import numpy
 
-from . import backends, numpy_memory
-from . import tape as _tape
-from .array_ops import (_MATMUL, _RESHAPE, reduce_sum, reshape, stack, transpose, zeros,
-                        zeros_like)
-from .shape_ops import expand_dims
-from .tape import UnconnectedGradients, _flatten, _state
-from .tensor import Tensor, convert_like, wrap
+from . import backends, core, numpy_memory
+from .array_ops import RESHAPE, convert_like, reshape, stack, transpose, zeros
+from .math_ops import MATMUL
+from .nest import flatten
+from .shape_ops import concat, expand_dims
+from .tensor import Tensor, wrap
+
+
+class UnconnectedGradients(str, enum.Enum):
+    """What ``gradient`` returns for a source the target does not depend on."""
+    NONE = "none"
+    ZERO = "zero"
+
+
+def unconnected_gradients_value(value):
+    """``unconnected_gradients`` as an :class:`UnconnectedGradients`, with TensorFlow's error."""
+    try:
+        return UnconnectedGradients(value)
+    except ValueError:
+        raise ValueError(f"Unknown value for unconnected_gradients: {value!r}") from None
 
 
 def jvp_step(prim, tangents, saved, out, attrs, batch):
     """The output tangent of one recorded op (None when no input has a tangent)."""
     if all(t is None for t in tangents):
         return None
-    rule = getattr(prim, "jvp_rule", True)
-    if rule is None:
-        return _jvp_from_vjp(prim, tangents, saved, out, attrs, batch)
-    if batch and not getattr(prim, "batched_jvp", True):
+    if batch and not prim.batched_jvp:
         size = next(t for t in tangents if t is not None).shape[0]
         parts = [prim.jvp(tuple(None if t is None else t[k] for t in tangents), saved, out,
                           attrs, 0) for k in range(size)]
@@ -36,23 +48,6 @@ def jvp_step(prim, tangents, saved, out, attrs, batch):
             return None
         return stack(parts)
     return prim.jvp(tangents, saved, out, attrs, batch)
-
-
-def _jvp_from_vjp(prim, tangents, saved, out, attrs, batch):
-    if batch:
-        size = next(t for t in tangents if t is not None).shape[0]
-        return stack([_jvp_from_vjp(prim, tuple(None if t is None else t[k] for t in tangents),
-                                    saved, out, attrs, 0) for k in range(size)])
-    u = zeros_like(out)
-    with _tape.GradientTape() as tape:
-        tape.watch(u)
-        grads = prim.vjp(u, saved, attrs, tuple(t is not None for t in tangents), True)
-        total = None
-        for g, t in zip(grads, tangents):
-            if g is not None and t is not None:
-                term = reduce_sum(g * t)
-                total = term if total is None else total + term
-    return None if total is None else tape.gradient(total, u)
 
 
 def _forget(accumulator_ref, tensor_id, tensor_ref):
@@ -99,8 +94,8 @@ class ForwardAccumulator:
     _forward = True
 
     def __init__(self, primals, tangents, _batch=0):
-        flat_primals, _ = _flatten(primals)
-        flat_tangents, _ = _flatten(tangents)
+        flat_primals, _ = flatten(primals)
+        flat_tangents, _ = flatten(tangents)
         if len(flat_primals) != len(flat_tangents):
             raise ValueError(f"ForwardAccumulator: {len(flat_primals)} primals but "
                              f"{len(flat_tangents)} tangents")
@@ -117,7 +112,7 @@ class ForwardAccumulator:
                 raise ValueError(f"ForwardAccumulator: tangent {i} is {t.dtype}{list(t.shape)} "
                                  f"but its primal is {p.dtype}{list(p.shape)}")
             if not p._id:
-                _tape.give_id(p)  # atomically: another thread may watch p now
+                core.give_id(p)  # atomically: another thread may watch p now
             self._keep(p, t)
 
     def _keep(self, tensor, tangent):
@@ -130,35 +125,29 @@ class ForwardAccumulator:
     def __enter__(self):
         if self._recording:
             raise ValueError("Accumulator is already recording.")
-        _tape._push(self)
+        core.push_recorder(self)
         self._recording = True
         return self
 
     def __exit__(self, *exc):
-        _tape._pop(self)
+        core.pop_recorder(self)
         self._recording = False
         return False
 
     def _push_tangent(self, prim, ids, out, saved, attrs):
         tangents = tuple([self._tangents.get(i) for i in ids])
-        stack = _state.stack
-        position = next(i for i, r in enumerate(stack) if r is self)
         # only the recorders outside this one see its JVP computation (as TensorFlow): not
         # itself, and not an inner tape, whose records must stay in id order (`out` already
         # has its id, the JVP's ops would get larger ones and be recorded before it)
-        inner = stack[position:]
-        del stack[position:]
-        try:
-            t = jvp_step(prim, tangents, saved, out, attrs, self._batch)
-        finally:
-            stack[position:] = inner
+        with core.recording_suspended(self):
+            t = jvp_step(prim, tangents, saved, core.aval_of(out), attrs, self._batch)
         if t is not None:
             self._keep(out, t)
 
     def jvp(self, primals, unconnected_gradients=UnconnectedGradients.NONE):
         """The tangent of each tensor in ``primals`` (None, or zeros, if unconnected)."""
-        unconnected = UnconnectedGradients(unconnected_gradients)
-        flat, rebuild = _flatten(primals)
+        unconnected = unconnected_gradients_value(unconnected_gradients)
+        flat, rebuild = flatten(primals)
         result = []
         for p in flat:
             if not isinstance(p, Tensor):
@@ -189,17 +178,19 @@ def replay(tape, seeds, batch, last_id, basis_of=None):
     needed = {last_id}
     for oid in reversed(records):
         if oid in needed:
-            needed.update(records[oid][1])
-    for oid, (prim, ids, saved, attrs, out) in list(records.items()):
+            needed.update(records[oid].input_ids)
+    for oid, record in list(records.items()):
+        prim, ids, saved, attrs, out = record.primitive, record.input_ids, record.saved, \
+            record.attrs, record.out
         if oid > last_id:
             break
         if oid < first or oid not in needed:
             continue
         if identity:
-            if prim is _RESHAPE and ids[0] in identity:  # same flat order: still the basis
+            if prim is RESHAPE and ids[0] in identity:  # same flat order: still the basis
                 identity[oid] = identity[ids[0]][:1] + out.shape
                 continue
-            if prim is _MATMUL:
+            if prim is MATMUL:
                 t = _product_with_basis(ids, tangents, saved, identity)
                 if t is not None:
                     tangents[oid] = t
@@ -247,3 +238,21 @@ def basis(source, batch_axis=False):
     else:
         eye = xp.eye(n, dtype=source.dtype)
     return reshape(wrap(eye), (n,) + source.shape)
+
+
+def jacobian_columns(tape, target, source, per_example):
+    """Columns of the Jacobian of ``target`` by ``source`` on ``tape``: forward mode replayed
+    with the source's basis, in chunks that bound memory; ``(source elements, *target.shape)``
+    (``per_example``: one basis per example, as ``batch_jacobian``), or None if unconnected."""
+    chunk = max(1, (1 << 22) // max(1, target.size, source.size))
+    if chunk >= source.size and not per_example:  # one pass, the whole basis
+        return replay(tape, {}, 1, target._id, basis_of=source).get(target._id)
+    seeds = basis(source, per_example)
+    parts = []
+    for start in range(0, seeds.shape[0], chunk):
+        t = replay(tape, {source._id: seeds[start:start + chunk]}, 1,
+                   target._id).get(target._id)
+        if t is None:
+            return None
+        parts.append(t)
+    return parts[0] if len(parts) == 1 else concat(parts, 0)

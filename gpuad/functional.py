@@ -6,10 +6,13 @@ fresh tape while ``f`` runs; nesting these transforms gives higher derivatives.
 import functools
 import inspect
 
-from . import tape as _tape
-from .array_ops import identity
-from .tape import GradientTape, Primitive
-from .tensor import Tensor, convert_like, convert_to_tensor, wrap
+from . import core
+from .array_ops import (convert_like, convert_to_tensor, identity, reduce_sum,
+                        stop_gradient, zeros)
+from .core import Primitive, bind
+from .forward import ForwardAccumulator
+from .tape import GradientTape
+from .tensor import Tensor
 
 
 def _param_positions(f, params, nargs):
@@ -230,7 +233,6 @@ def jvp(f, primals, tangents):
     >>> float(y), float(t)
     (0.0, 0.0)
     """
-    from .forward import ForwardAccumulator
     primals = [convert_to_tensor(p, op="jvp") for p in primals]
     with ForwardAccumulator(primals, list(tangents)) as acc:
         out = f(*primals)
@@ -268,26 +270,12 @@ def hessian(f, argnums=0):
     return jacobian(grad(f, argnums), argnums)
 
 
-def stop_gradient(x):
-    """``x`` as a constant: no gradient flows through it, as ``tf.stop_gradient``.
-
-    >>> import gpuad as ad
-    >>> x = ad.constant(3.0)
-    >>> with ad.GradientTape() as tape:
-    ...     tape.watch(x)
-    ...     y = x * ad.stop_gradient(x)
-    >>> float(tape.gradient(y, x))
-    3.0
-    """
-    return wrap(convert_to_tensor(x, op="stop_gradient")._value)
-
-
 def _as_list(grads):
     return list(grads) if isinstance(grads, (list, tuple)) else [grads]
 
 
 def _custom_vjp(g, saved, attrs, needs):
-    grad_fn, inputs, variables, name = attrs
+    grad_fn, inputs, variables, name, _ = attrs
     n_args = len(inputs) - len(variables)
     if variables:
         both = grad_fn(g, variables=list(variables))
@@ -307,7 +295,24 @@ def _custom_vjp(g, saved, attrs, needs):
             for gi, x in zip(input_grads + variable_grads, inputs)]
 
 
-_CUSTOM = Primitive("custom_gradient", _custom_vjp)  # forward mode: the VJP, twice
+def _custom_jvp(tangents, saved, out, attrs):
+    """Forward mode from ``grad_fn``: it is linear in ``dy``, so the gradient of
+    ``<grad_fn(u), t>`` with respect to ``u`` is ``J t`` (the VJP, twice)."""
+    u = zeros(out.shape, out.dtype, out.backend)
+    with GradientTape() as tape:
+        tape.watch(u)
+        grads = _custom_vjp(u, saved, attrs, tuple(t is not None for t in tangents))
+        terms = [reduce_sum(g * t) for g, t in zip(grads, tangents)
+                 if g is not None and t is not None]
+        total = terms[0] if terms else None
+        for term in terms[1:]:
+            total = total + term
+    return None if total is None else tape.gradient(total, u)
+
+
+# attrs: (grad_fn, the inputs, the Variables f read, f's name, f's output)
+_CUSTOM = Primitive("custom_gradient", lambda values, attrs: attrs[-1]._value, _custom_vjp,
+                    _custom_jvp)
 
 
 def custom_gradient(f):
@@ -334,13 +339,9 @@ def custom_gradient(f):
     @functools.wraps(f)
     def decorated(*args):
         inputs = [convert_to_tensor(a, op="custom_gradient") for a in args]
-        stack = _tape._state.stack
-        outer, stack[:] = list(stack), []  # f's own ops are not recorded ...
-        try:
+        with core.recording_suspended():  # f's own ops are not recorded ...
             with GradientTape() as probe:  # ... but the Variables it reads are noted
                 y, grad_fn = f(*inputs)
-        finally:
-            stack[:] = outer
         # a Variable passed as an argument is an input: only the others go to `variables=`
         variables = [v for v in probe.watched_variables() if not any(v is x for x in inputs)]
         if variables and "variables" not in inspect.signature(grad_fn).parameters:
@@ -350,13 +351,10 @@ def custom_gradient(f):
         if not isinstance(y, Tensor):
             raise TypeError(f"custom_gradient: f must return (Tensor, grad_fn), got "
                             f"{type(y).__name__}")
-        out = wrap(y._value)
-        if _tape.ACTIVE:
-            # read the Variables on the outer tapes (watching trainable ones), as TF converts them
-            recorded = tuple([_tape.as_input(x) for x in inputs + variables])
-            _tape.record(_CUSTOM, recorded, out, (),
-                         (grad_fn, recorded, variables, getattr(f, "__name__", "f")))
-        return out
+        # read the Variables on the outer tapes (watching trainable ones), as TF converts them
+        recorded = tuple([core.as_input(x) for x in inputs + variables])
+        return bind(_CUSTOM, recorded, (grad_fn, recorded, variables,
+                                        getattr(f, "__name__", "f"), y))
     return decorated
 
 

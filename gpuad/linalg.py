@@ -12,11 +12,11 @@ import string
 import numpy
 
 from . import backends as _backend
-from . import tape as _tape
-from .array_ops import _swap_last, broadcast_to, matmul, reduce_sum, reshape, transpose
-from .ops import _apply, _same_backend, _tensor, names_memory_errors
-from .tape import Primitive
-from .tensor import Tensor, wrap
+from .array_ops import (broadcast_to, eye, ones, reduce_sum, reshape, same_backend, swap_last,
+                        tensor_arg, transpose)
+from .core import Primitive, bind, names_memory_errors, save_inputs
+from .math_ops import matmul
+from .tensor import Tensor
 
 __all__ = ["tensordot", "einsum"]  # inv, det, solve stay in gpuad.linalg, as tf.linalg
 
@@ -85,8 +85,8 @@ def tensordot(a, b, axes):
     >>> ad.tensordot(ad.ones((2, 3, 4)), ad.ones((4, 3, 5)), [[1, 2], [1, 0]]).numpy()[0]
     array([12., 12., 12., 12., 12.], dtype=float32)
     """
-    a, b = _tensor(a, "tensordot", "a"), _tensor(b, "tensordot", "b")
-    _same_backend("tensordot", (a, b))
+    a, b = tensor_arg(a, "tensordot", "a"), tensor_arg(b, "tensordot", "b")
+    same_backend("tensordot", (a, b))
     _same_dtype("tensordot", (a, b), "ab")
     axes_a, axes_b = _tensordot_axes(axes, a, b)
     for i, j in zip(axes_a, axes_b):
@@ -205,8 +205,8 @@ def einsum(subscripts, *operands):
         raise TypeError(f"einsum: subscripts must be a str, got {type(subscripts).__name__}")
     if not operands:
         raise ValueError("einsum: expected at least one operand")
-    tensors = [_tensor(x, "einsum", f"operands[{i}]") for i, x in enumerate(operands)]
-    _same_backend("einsum", tensors)
+    tensors = [tensor_arg(x, "einsum", f"operands[{i}]") for i, x in enumerate(operands)]
+    same_backend("einsum", tensors)
     _same_dtype("einsum", tensors, [f"operands[{i}]" for i in builtins.range(len(tensors))])
     shapes = [t.shape for t in tensors]
     ins, out = _einsum_parse(subscripts, shapes)
@@ -217,19 +217,22 @@ def einsum(subscripts, *operands):
     return _einsum(ins, out, tensors)
 
 
-def _einsum(ins, out, tensors):
-    """The einsum primitive on explicit subscripts whose letters have one size each."""
-    values = [t._value for t in tensors]
+def _einsum_impl(values, attrs):
+    ins, out = attrs
     # the contraction-path search costs ~20 us but turns pairwise contractions into BLAS calls
     optimize = len(values) > 2 or builtins.sum(v.size for v in values) > 4096
-    value = _backend.module_of(values[0]).einsum(",".join(ins) + "->" + out, *values,
-                                                 optimize=optimize)
-    return _apply(_EINSUM, tuple(tensors), value, tuple(tensors), (tuple(ins), out))
+    return _backend.module_of(values[0]).einsum(",".join(ins) + "->" + out, *values,
+                                                optimize=optimize)
+
+
+def _einsum(ins, out, tensors):
+    """The einsum primitive on explicit subscripts whose letters have one size each."""
+    return bind(_EINSUM, tuple(tensors), (tuple(ins), out))
 
 
 def _einsum_operand_grad(k, g, operands, ins, out):
     """d<g, einsum(operands)>/d operands[k]: an einsum of g with the other operands."""
-    xp, dtype = _backend.module_of(g._value), g.dtype
+    dtype = g.dtype
     sizes = {c: n for term, x in zip(ins, operands) for c, n in zip(term, x.shape)}
     terms = [out] + [t for j, t in enumerate(ins) if j != k]
     tensors = [g] + [x for j, x in enumerate(operands) if j != k]
@@ -240,12 +243,12 @@ def _einsum_operand_grad(k, g, operands, ins, out):
         if c in target:  # a repeated index: the gradient lives on the diagonal, delta(c, f)
             f = next(fresh)
             terms.append(c + f)
-            tensors.append(wrap(xp.eye(sizes[c], dtype=dtype)))
+            tensors.append(eye(sizes[c], dtype=dtype, backend=g.backend))
             target += f
             continue
         if c not in bound and ins[k].count(c) == 1:  # summed in this operand only: broadcast
             terms.append(c)
-            tensors.append(wrap(xp.ones(sizes[c], dtype=dtype)))
+            tensors.append(ones((sizes[c],), dtype=dtype, backend=g.backend))
         target += c
     return _einsum(terms, target, tensors)
 
@@ -269,13 +272,14 @@ def _einsum_jvp(tangents, saved, out, attrs, batch):
     return total
 
 
-_EINSUM = Primitive("einsum", _einsum_vjp, _einsum_jvp)
+# attrs: (the operands' subscripts, the output's)
+_EINSUM = Primitive("einsum", _einsum_impl, _einsum_vjp, _einsum_jvp, save=save_inputs)
 
 
 # ------------------------------------------------------------------------ inv, det, solve
 
 def _square(op, a, arg="a"):
-    a = _tensor(a, op, arg)
+    a = tensor_arg(a, op, arg)
     if a.dtype.kind != "f":
         raise TypeError(f"{op}: {arg} must be floating, got {a.dtype} (use gpuad.cast)")
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
@@ -301,14 +305,20 @@ def _linalg_call(op, fn, *args):
 
 
 def _inv_vjp(g, saved, attrs, needs):
-    inv_t = _swap_last(saved[0])  # d inv(A) = -inv dA inv, so g_A = -inv^T g inv^T
+    inv_t = swap_last(saved[0])  # d inv(A) = -inv dA inv, so g_A = -inv^T g inv^T
     return (-matmul(matmul(inv_t, g), inv_t),)
 
 
 # the JVP rules below take a batch of tangents as they are: matmul, solve and the
 # elementwise ops broadcast the extra leading axis
-_INV = Primitive("inv", _inv_vjp, lambda tangents, saved, out, attrs, batch:
-                 -matmul(matmul(saved[0], tangents[0]), saved[0]))
+def _inv_impl(values, shape):
+    xp = _backend.module_of(values[0])
+    return _finite_or_singular("inv", _linalg_call("inv", xp.linalg.inv, values[0]), shape)
+
+
+_INV = Primitive("inv", _inv_impl, _inv_vjp, lambda tangents, saved, out, attrs, batch:
+                 -matmul(matmul(saved[0], tangents[0]), saved[0]),
+                 save=lambda inputs, out, attrs: (out,))
 
 
 def inv(a):
@@ -324,21 +334,18 @@ def inv(a):
            [0.  , 0.25]], dtype=float32)
     """
     a = _square("inv", a)
-    xp = _backend.module_of(a._value)
-    value = _finite_or_singular("inv", _linalg_call("inv", xp.linalg.inv, a._value), a.shape)
-    out = wrap(value)
-    if _tape.ACTIVE:
-        _tape.record(_INV, (a,), out, (out,), None)
-    return out
+    return bind(_INV, (a,), a.shape)
 
 
 def _det_vjp(g, saved, attrs, needs):
     a, d = saved  # d det(A) = det(A) tr(inv(A) dA), so g_A = g det(A) inv(A)^T
-    return (reshape(g * d, g.shape + (1, 1)) * _swap_last(inv(a)),)
+    return (reshape(g * d, g.shape + (1, 1)) * swap_last(inv(a)),)
 
 
-_DET = Primitive("det", _det_vjp, lambda tangents, saved, out, attrs, batch:
-                 saved[1] * reduce_sum(_swap_last(inv(saved[0])) * tangents[0], (-2, -1)))
+_DET = Primitive("det", lambda values, attrs: _backend.module_of(values[0]).linalg.det(
+    values[0]), _det_vjp, lambda tangents, saved, out, attrs, batch:
+    saved[1] * reduce_sum(swap_last(inv(saved[0])) * tangents[0], (-2, -1)),
+    save=lambda inputs, out, attrs: (inputs[0], out))
 
 
 def det(a):
@@ -353,17 +360,13 @@ def det(a):
     >>> ad.linalg.det(ad.constant([[2.0, 1.0], [1.0, 3.0]])).numpy()
     array(5., dtype=float32)
     """
-    a = _square("det", a)
-    out = wrap(_backend.module_of(a._value).linalg.det(a._value))
-    if _tape.ACTIVE:
-        _tape.record(_DET, (a,), out, (a, out), None)
-    return out
+    return bind(_DET, (_square("det", a),))
 
 
 def _solve_vjp(g, saved, attrs, needs):
     a, x = saved  # A X = B: g_B = A^-T g, g_A = -g_B X^T
-    g_b = _solve(_swap_last(a), g)
-    return (-matmul(g_b, _swap_last(x)) if needs[0] else None), (g_b if needs[1] else None)
+    g_b = _solve(swap_last(a), g)
+    return (-matmul(g_b, swap_last(x)) if needs[0] else None), (g_b if needs[1] else None)
 
 
 def _solve_jvp(tangents, saved, out, attrs, batch):
@@ -372,18 +375,18 @@ def _solve_jvp(tangents, saved, out, attrs, batch):
     return solve(a, rhs)  # solve, not _solve: it broadcasts a batch of tangents against a
 
 
-_SOLVE = Primitive("solve", _solve_vjp, _solve_jvp)
+def _solve_impl(values, shape):
+    xp = _backend.module_of(values[0])
+    return _finite_or_singular("solve", _linalg_call("solve", xp.linalg.solve, *values), shape)
+
+
+_SOLVE = Primitive("solve", _solve_impl, _solve_vjp, _solve_jvp,
+                   save=lambda inputs, out, attrs: (inputs[0], out))
 
 
 def _solve(a, b):
     """The solve primitive: ``a`` [..., n, n] and ``b`` [..., n, k] of one batch shape."""
-    xp = _backend.module_of(a._value)
-    value = _finite_or_singular("solve", _linalg_call("solve", xp.linalg.solve, a._value,
-                                                      b._value), a.shape)
-    out = wrap(value)
-    if _tape.ACTIVE:
-        _tape.record(_SOLVE, (a, b), out, (a, out), None)
-    return out
+    return bind(_SOLVE, (a, b), a.shape)
 
 
 def solve(matrix, rhs):
@@ -406,8 +409,8 @@ def solve(matrix, rhs):
     array([1. , 0.5], dtype=float32)
     """
     a = _square("solve", matrix, "matrix")
-    b = _tensor(rhs, "solve", "rhs")
-    _same_backend("solve", (a, b))
+    b = tensor_arg(rhs, "solve", "rhs")
+    same_backend("solve", (a, b))
     _same_dtype("solve", (a, b), ("matrix", "rhs"))
     n = a.shape[-1]
     if b.ndim == 1 and b.shape[0] == n:

@@ -3,25 +3,29 @@ import numbers
 
 import numpy
 
-from .array_ops import _axes, reduce_sum
-from .ops import _tensor, _wrap, exp, log, relu, sigmoid, softplus, subtract
+from .array_ops import axes_arg, reduce_sum, tensor_arg
+from .core import Primitive, bind
+from .ops import exp, log, relu, sigmoid, softplus, subtract
+
+# the maximum taken out of logits: the result does not depend on it, so it has no gradient
+_LOGITS_MAX = Primitive("logits maximum", lambda values, axis: values[0].max(
+    axis=axis, keepdims=True))
 
 
 def _shifted(op, logits, axis):
     """``logits - max(logits)`` along ``axis``.  The result does not depend on the max, so it
-    is a constant (taken from the raw array: nothing is recorded for it)."""
-    logits = _tensor(logits, op, "logits")
+    is a constant (nothing is recorded for it)."""
+    logits = tensor_arg(logits, op, "logits")
     if logits.dtype.kind != "f":
         raise TypeError(f"{op}: logits must be floating, got {logits.dtype}")
     if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, numpy.integer)):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
     if logits.ndim == 0:
         raise ValueError(f"{op}: logits must have at least one dimension, got shape ()")
-    axis = _axes(op, axis, logits.shape)[0]
-    v = logits._value
-    if v.shape[axis] == 0:
+    axis = axes_arg(op, axis, logits.shape)[0]
+    if logits.shape[axis] == 0:
         return logits, axis
-    return subtract(logits, _wrap(v.max(axis=axis, keepdims=True))), axis
+    return subtract(logits, bind(_LOGITS_MAX, (logits,), axis)), axis
 
 
 def softmax(logits, axis=-1):
@@ -87,8 +91,8 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
     0.6931
     """
     op = "softmax_cross_entropy_with_logits"
-    logits = _tensor(logits, op, "logits")
-    labels = _tensor(labels, op, "labels")
+    logits = tensor_arg(logits, op, "logits")
+    labels = tensor_arg(labels, op, "labels")
     if labels.dtype != logits.dtype:
         raise TypeError(f"{op}: labels has dtype {labels.dtype} but logits has dtype "
                         f"{logits.dtype}; they must match (use gpuad.cast)")
@@ -99,7 +103,7 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
                          f"{logits.shape} do not broadcast") from None
     log_p = log_softmax(logits, axis)
     # the classes axis of logits, counted from the end: labels may broadcast in front
-    return -reduce_sum(labels * log_p, _axes(op, axis, logits.shape)[0] - logits.ndim)
+    return -reduce_sum(labels * log_p, axes_arg(op, axis, logits.shape)[0] - logits.ndim)
 
 
 __all__ = ["relu", "sigmoid", "softplus", "softmax", "log_softmax",

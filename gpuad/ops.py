@@ -1,85 +1,31 @@
-"""gpuad's ops.
+"""The elementwise ops, generated from the derivative table, and the comparisons.
 
-Elementwise ops are generated from the derivative table (:mod:`gpuad.table`): one
-:class:`Elementwise` primitive per entry, whose forward and VJP are rendered for NumPy, for
-CuPy (one fused kernel) and as gpuad ops (the differentiable path).  Every other primitive is a
-forward on raw arrays plus a VJP written with gpuad ops, so it is differentiable again.
+One :class:`Elementwise` primitive per entry of ``kernels/derivatives.txt``
+(:mod:`gpuad.table`), whose forward, VJP and JVP are rendered for NumPy, for CuPy (one fused
+kernel each) and as gpuad ops (the differentiable path, for higher order).  Each op is named
+below, one line per entry.  Every op runs through :func:`gpuad.core.bind`; the op functions of
+one and two inputs inline bind's most common dispatch (a NumPy Tensor of a supported dtype)
+while nothing observes binds, because a Python call costs a tenth of a scalar op.
 """
-import functools
-import math
 import numbers
 
 import numpy
 
 from . import backends as _backend
-from . import cuda, numpy_memory
+from . import core, cuda, numpy_memory
 from . import table as _table
-from . import tape as _tape
+from .array_ops import (broadcast_to, convert_like, convert_to_tensor, expand_batched,
+                        same_backend, sum_to_shape, tensor_arg, zeros_like)
 from .backends import cupy_ndarray
-from .tensor import Tensor, Variable, _cast_checked, convert_like, convert_to_tensor, ndarray
-from .tensor import wrap as _wrap
+from .numpy_memory import into as _into
+from .tensor import Tensor, cast_checked, ndarray, wrap
+from .variables import Variable
 
 _ELLIPSIS = ...  # ufunc(..., out=...) returns a 0-d array instead of a NumPy scalar
 _FLOAT_KINDS = "f"
 _INT_OK = {"negative", "abs", "sign", "square", "add", "subtract", "multiply", "divide", "pow",
            "clip_by_value", "squared_difference",
            "maximum", "minimum", "where", "relu", "floordiv", "mod", "floor", "ceil", "round"}
-
-
-def _apply(prim, inputs, value, saved=(), attrs=None):
-    """Wrap a primitive's forward result and record it on the active tapes."""
-    out = _wrap(value)
-    if _tape.ACTIVE:
-        _tape.record(prim, inputs, out, saved, attrs)
-    return out
-
-
-def _tensor(x, op, arg="x"):
-    """An op's tensor argument: converted if needed; a Variable is read while a tape records."""
-    if type(x) is Tensor:
-        return x
-    if isinstance(x, Tensor):
-        return _tape.as_input(x)
-    try:
-        return convert_to_tensor(x, op=op)
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"{error} (argument {arg!r})") from None
-
-
-def _same_backend(op, tensors):
-    if len({type(t._value) is cupy_ndarray for t in tensors}) > 1:
-        names = {t.backend for t in tensors}
-        raise TypeError(f"{op}: tensors of two backends ({' and '.join(sorted(names))}) in one "
-                        f"op; move one with Tensor.to()")
-
-
-def _out_of_memory(op, error, shape=None, dtype=None):
-    """A MemoryError naming the op and the bytes it asked for, from an allocator's error
-    (NumPy's gives the shape and dtype, CuPy's the bytes; neither names the op)."""
-    shape, dtype = getattr(error, "shape", shape), getattr(error, "dtype", dtype)
-    if shape is None or dtype is None:
-        return MemoryError(f"{op}: out of memory ({error})")
-    nbytes = numpy.dtype(dtype).itemsize
-    for n in shape:
-        nbytes *= int(n)
-    return MemoryError(f"{op}: cannot allocate {nbytes} bytes for a tensor of shape "
-                       f"{tuple(shape)} and dtype {numpy.dtype(dtype)} ({error})")
-
-
-def names_memory_errors(op):
-    """Decorator: an allocator's MemoryError (NumPy's or CuPy's subclass) inside ``op``
-    becomes one naming ``op`` and the bytes; one that an inner op named gets ``op: `` first."""
-    def decorate(f):
-        @functools.wraps(f)
-        def named(*args, **kwargs):
-            try:
-                return f(*args, **kwargs)
-            except MemoryError as error:
-                if type(error) is MemoryError:
-                    raise MemoryError(f"{op}: {error}") from None
-                raise _out_of_memory(op, error) from None
-        return named
-    return decorate
 
 
 # ============================================================ elementwise ops from the table
@@ -180,49 +126,7 @@ def _erf(x, out=None):
 _OWN_UFUNCS = {"erf": _erf}  # builtins of the table that an array module may lack
 
 
-# below this, NumPy's own allocations are cheaper than checking for a buffer to reuse
 _POOL_MIN_BYTES = numpy_memory.POOL_MIN_BYTES
-
-
-def _into(ufunc, k, *args):
-    """``ufunc(*args)``, written into ``args[k]`` (a fresh intermediate that only this op
-    reads) when it has the result's shape, else into a pooled buffer when the result is large
-    (``k=None``: no fresh argument).  Rendered into the rules that run on large arrays."""
-    shape = numpy.broadcast(*args).shape
-    buffer = args[k] if k is not None else None
-    if type(buffer) is ndarray and buffer.shape == shape:
-        return ufunc(*args, out=buffer)
-    dtype = numpy.result_type(*args)
-    return ufunc(*args, out=_numpy_out(shape, dtype)) if dtype.kind == "f" else ufunc(*args)
-
-
-def _numpy_out(shape, dtype):
-    """The ``out`` of an op's ufunc: a pooled buffer when large, else ``...`` (NumPy then
-    returns a 0-d array as an array, not a scalar)."""
-    if math.prod(shape) * dtype.itemsize >= _POOL_MIN_BYTES:
-        return numpy_memory.empty(shape, dtype)
-    return _ELLIPSIS
-
-
-_SAME_SIZE_INT = {n: numpy.dtype(f"int{8 * n}") for n in (2, 4, 8)}
-
-
-def _select(cond, a, b):
-    """``numpy.where(cond, a, b)``; when one branch is 0, by masking bits instead: exactly
-    TensorFlow's select (NaN in the other branch gives 0) and ~10x faster than numpy.where,
-    which branches per element."""
-    for value, zero, keep in ((a, b, cond), (b, a, None)):
-        if type(value) is ndarray and value.dtype.kind == "f" and numpy.ndim(zero) == 0 \
-                and zero == 0 and value.ndim >= numpy.ndim(cond):
-            if keep is None:
-                keep = numpy.logical_not(cond)
-            ints = _SAME_SIZE_INT[value.dtype.itemsize]
-            # True -> all bits set, False -> 0; large masks and results in pooled buffers
-            mask = numpy.negative(keep, dtype=ints, out=_numpy_out(keep.shape, ints))
-            shape = numpy.broadcast(value, mask).shape
-            out = mask if mask.shape == shape else _numpy_out(shape, ints)
-            return numpy.bitwise_and(value.view(ints), mask, out=out).view(value.dtype)
-    return numpy.where(cond, a, b)
 
 
 def _array_namespace(xp):
@@ -235,7 +139,7 @@ def _array_namespace(xp):
 
 
 _NUMPY_NS = _array_namespace(numpy)
-_NUMPY_NS["where"] = _select
+_NUMPY_NS["where"] = numpy_memory.select
 _CUPY_NS = None  # built on first use, from the same sources
 _GPUAD_NS = {}   # filled below with the op functions: the differentiable rendering
 
@@ -272,13 +176,18 @@ _FLOATS = (numpy.dtype("float32"), numpy.dtype("float64"), numpy.dtype("float16"
 _NUMBERS = _FLOATS + tuple(numpy.dtype(t) for t in ("int32", "int64", "int16", "int8", "uint8"))
 
 
-class Elementwise:
-    """An elementwise primitive rendered from one row of the derivative table."""
+class Elementwise(core.Primitive):
+    """An elementwise primitive rendered from one row of the derivative table.
+
+    Its ``attrs`` (set when it is recorded) are the inputs' shapes when one was broadcast,
+    else None; its records keep the values the partials read (``entry.saves``).
+    """
 
     def __init__(self, entry):
+        super().__init__(entry.name, self._impl)
         self.entry = entry
-        self.name = entry.name
         self.differentiable = bool(entry.partials)
+        self.batched_jvp = True
         # the ufunc itself when the forward is one ufunc of the inputs in order: no extra call
         root = _table._with_out(entry.forward)
         direct = isinstance(root, _table.ast.Call) and root.func.id != "asarray" and \
@@ -289,8 +198,8 @@ class Elementwise:
         if entry.name not in _table.BUILTINS:
             _NUMPY_NS[entry.name] = self.numpy_forward
         # what a record keeps: the values the partials read
-        self.save = eval(f"lambda {', '.join(entry.inputs)}, out: "
-                         f"({''.join(n + ', ' for n in entry.saves)})")
+        self.save_values = eval(f"lambda {', '.join(entry.inputs)}, out: "
+                                f"({''.join(n + ', ' for n in entry.saves)})")
         self._numpy_rules, self._cuda_rules, self._jvp_rules, self._gradient_ops = {}, {}, {}, {}
         self._gradient_plans = {}
         self._cuda_forward, self._cuda_jvps = None, {}
@@ -298,8 +207,21 @@ class Elementwise:
     def __repr__(self):
         return f"<gpuad elementwise primitive {self.name}>"
 
-    def saved(self, inputs, out):
-        return self.save(*inputs, out)
+    def save(self, inputs, out, attrs):
+        return self.save_values(*inputs, out)
+
+    def eager(self, args, attrs):
+        return _call_elementwise(self, args)
+
+    def _impl(self, values, attrs):
+        if type(next(v for v in values if hasattr(v, "dtype"))) is cupy_ndarray:
+            return self.cupy_forward(values)
+        return self.numpy_forward(*values, out=...)
+
+    def abstract_eval(self, avals, attrs):
+        typed = [a for a, n in zip(avals, self.entry.inputs) if n not in self.entry.ctypes]
+        return core.Aval(numpy.broadcast_shapes(*[a.shape for a in avals]), typed[0].dtype,
+                         avals[0].backend)
 
     def cupy_forward(self, values):
         dtype = next(v.dtype for v, n in zip(values, self.entry.inputs)
@@ -381,7 +303,7 @@ class Elementwise:
 
     def _jvp_unbroadcast(self, has, tangents, saved):
         """``sum_x t_x * d_x``, broadcast only as far as its operands are."""
-        if _tape._seen_by(_tape._state.stack, None, tuple(tangents) + saved):
+        if core.seen_by_recorders(tuple(tangents) + saved):
             rule = self._jvp_rule(has, _GPUAD_NS, "")
             return rule(*tangents, *saved)
         raw = [t._value for t in tangents]
@@ -395,10 +317,10 @@ class Elementwise:
             values = dict(zip([f"t{n}" for n, h in zip(self.entry.inputs, has) if h], raw))
             T = raw[0].dtype.type
             values.update((n, T(v) if isinstance(v, numbers.Number) else v) for n, v in
-                          zip(self.entry.saves, [_tape._as_raw(v) for v in saved]))
-            return _wrap(launch(*[values[n] for n in names]))
+                          zip(self.entry.saves, [core.raw(v) for v in saved]))
+            return wrap(launch(*[values[n] for n in names]))
         rule = self._jvp_rule(has, _NUMPY_NS, _UNWRAP, raw[0].nbytes >= _POOL_MIN_BYTES)
-        return _wrap(rule(*raw, *saved))
+        return wrap(rule(*raw, *saved))
 
     def _jvp_rule(self, has, namespace, prologue, in_place=False):
         key = (has, namespace is _GPUAD_NS, in_place)
@@ -414,7 +336,7 @@ class Elementwise:
 
     def vjp(self, g, saved, shapes, needs, differentiable):
         if differentiable:  # one recorded gradient op per input, differentiable again
-            g = _tape.as_tensor(g)
+            g = core.as_tensor(g)
             grads = []
             for op, positions in self._gradient_plan(needs):
                 if op is None:
@@ -422,13 +344,13 @@ class Elementwise:
                 elif op is zeros_like:
                     grads.append(zeros_like(g))
                 else:
-                    grads.append(_run_elementwise(op, (g,) + tuple([saved[i] for i in positions])))
+                    grads.append(core.bind(op, (g,) + tuple([saved[i] for i in positions])))
             if shapes is not None:
                 grads = [sum_to_shape(gi, s) if gi is not None and s is not None else gi
                          for gi, s in zip(grads, shapes)]
             return grads
         if type(g) is cupy_ndarray or type(g) is Tensor and type(g._value) is cupy_ndarray:
-            grads = self._cuda_vjp(needs, _tape._as_raw(g), [_tape._as_raw(s) for s in saved])
+            grads = self._cuda_vjp(needs, core.raw(g), [core.raw(s) for s in saved])
         else:  # the rendered expression with NumPy's ufuncs
             plain, in_place = self._numpy_rules_for(needs)
             raw = g._value if type(g) is Tensor else g
@@ -458,17 +380,17 @@ def _raw_sum_to_shape(value, shape):
     return value.sum(axis=axes).reshape(shape) if axes else value.reshape(shape)
 
 
+def _broadcast_shapes(inputs, shape):
+    """An elementwise record's ``attrs``: the inputs' shapes when one was broadcast to
+    ``shape``, else None."""
+    shapes = [x._value.shape if isinstance(x, Tensor) else None for x in inputs]
+    return None if shapes.count(shape) + shapes.count(None) == len(shapes) else tuple(shapes)
+
+
 def _record_elementwise(prim, inputs, out):
     """Record ``out = prim(*inputs)``, with the input shapes when one was broadcast."""
-    if not prim.differentiable:
-        return
-    ids = tuple([x._id if isinstance(x, Tensor) else 0 for x in inputs])
-    if not any(ids):
-        return
-    shape = out._value.shape
-    shapes = [x._value.shape if isinstance(x, Tensor) else None for x in inputs]
-    shapes = None if shapes.count(shape) + shapes.count(None) == len(shapes) else tuple(shapes)
-    _tape.record_ids(prim, ids, out, prim.save(*inputs, out), shapes)
+    if prim.differentiable:
+        core.record(prim, inputs, out, _broadcast_shapes(inputs, out._value.shape))
 
 
 def _dtype_error(prim, dtype):
@@ -493,16 +415,16 @@ def _call_elementwise(prim, args):
     inputs = []
     for a, n in zip(args, entry.inputs):
         if isinstance(a, Tensor):
-            inputs.append(_tape.as_input(a))
+            inputs.append(core.as_input(a))
         elif n in entry.ctypes:
             inputs.append(convert_to_tensor(a, dtype=entry.ctypes[n], op=prim.name))
         elif type(a) in (float, int):  # a Python number stays a scalar of the tensor's dtype
-            _cast_checked(numpy.asarray(a), like.dtype, prim.name)
+            cast_checked(numpy.asarray(a), like.dtype, prim.name)
             inputs.append(like.dtype.type(a))
         else:
             inputs.append(convert_like(a, like, prim.name))
     tensors = [t for t in inputs if isinstance(t, Tensor)]
-    _same_backend(prim.name, tensors)
+    same_backend(prim.name, tensors)
     if len({inputs[i].dtype for i in typed}) > 1:
         raise TypeError(f"{prim.name}: " + " and ".join(
             f"{entry.inputs[i]} has dtype {inputs[i].dtype}" for i in typed) +
@@ -515,71 +437,53 @@ def _call_elementwise(prim, args):
         _dtype_error(prim, dtype)
     values = [t._value if isinstance(t, Tensor) else t for t in inputs]
     try:
-        if like.backend == "cupy":
-            value = prim.cupy_forward(values)
-        else:
-            value = prim.numpy_forward(*values, out=_ELLIPSIS)
+        out = wrap(prim.cupy_forward(values) if like.backend == "cupy" else
+                   prim.numpy_forward(*values, out=...))
     except ValueError as error:
         _shape_error(prim, values, error)
-    except MemoryError as error:
-        raise _out_of_memory(prim.name, error) from None
-    out = _wrap(value)
-    if _tape.ACTIVE:
+    if core.ACTIVE:
         _record_elementwise(prim, tuple(inputs), out)
-    return out
-
-
-def _run_elementwise(prim, inputs):
-    """Run ``prim`` on inputs already known to agree in dtype and backend (a gradient op's
-    cotangent and saved values): the checks of :func:`_call_elementwise` are skipped."""
-    values = [x._value if isinstance(x, Tensor) else x for x in inputs]
-    if type(values[0]) is cupy_ndarray:
-        value = prim.cupy_forward(values)
-    else:
-        value = prim.numpy_forward(*values, out=_ELLIPSIS)
-    out = _wrap(value)
-    if _tape.ACTIVE:
-        _record_elementwise(prim, inputs, out)
     return out
 
 
 def _read(variable):
     """A Variable as a plain Tensor: a recorded read while a tape records, else its value."""
-    t = _tape.as_input(variable)
-    return t if type(t) is Tensor else _wrap(t._value)
+    t = core.as_input(variable)
+    return t if type(t) is Tensor else wrap(t._value)
 
 
 def _make_unary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
-    record_ids, save, differentiable = _tape.record_ids, prim.save, prim.differentiable
+    record_ids, save, differentiable = core.record_ids, prim.save_values, prim.differentiable
     pool_min = _POOL_MIN_BYTES
 
     def op(x):
-        # fast path: a NumPy tensor of a supported dtype (the rest: _call_elementwise)
-        if type(x) is Tensor:
+        # bind's dispatch for a NumPy or CuPy Tensor of a supported dtype, inlined while
+        # nothing observes binds (see the module's docstring); the rest goes through bind
+        if type(x) is Tensor and not core.OBSERVING:
             v = x._value
             if type(v) is ndarray and v.dtype in dtypes:
                 out = Tensor()
                 try:
-                    out._value = forward(v, out=_ELLIPSIS if v.nbytes < pool_min else
+                    out._value = forward(v, out=... if v.nbytes < pool_min else
                                          numpy_memory.empty(v.shape, v.dtype))
                 except MemoryError as error:
-                    raise _out_of_memory(prim.name, error) from None
+                    raise core.out_of_memory(prim.name, error) from None
                 out._id = 0
-                if x._id and differentiable and _tape.ACTIVE:  # the cheapest test first
-                    record_ids(prim, (x._id,), out, save(x, out), None)
+                if x._id and differentiable and core.ACTIVE:  # the cheapest test first
+                    record_ids(prim, (x._id,), (x,), out, None, save(x, out))
                 return out
             if type(v) is cupy_ndarray and v.dtype in _FLOATS:  # one fused kernel
                 try:
-                    out = _wrap(prim.cupy_forward((v,)))
+                    out = wrap(prim.cupy_forward((v,)))
                 except MemoryError as error:
-                    raise _out_of_memory(prim.name, error) from None
-                if _tape.ACTIVE and x._id and differentiable:
-                    record_ids(prim, (x._id,), out, save(x, out), None)
+                    raise core.out_of_memory(prim.name, error) from None
+                if core.ACTIVE and x._id and differentiable:
+                    record_ids(prim, (x._id,), (x,), out, None, save(x, out))
                 return out
-        if type(x) is Variable:
+        if type(x) is Variable and not core.OBSERVING:
             return op(_read(x))
-        return _call_elementwise(prim, (x,))
+        return core.bind(prim, (x,))
     return op
 
 
@@ -590,23 +494,6 @@ def _cupy_pair(xv, yv):
         return xv.dtype is yv.dtype and xv.dtype in _FLOATS
     array = xv if tx is cupy_ndarray else yv
     return (tx is float or ty is float) and array.dtype in _FLOATS
-
-
-def _cupy_binary(prim, x, y, xv, yv):
-    # a Python number takes the tensor's dtype: saved for the rules, log(2.0) stays float32
-    if type(x) is float:
-        x = xv = yv.dtype.type(x)
-    elif type(y) is float:
-        y = yv = xv.dtype.type(y)
-    try:
-        out = _wrap(prim.cupy_forward((xv, yv)))
-    except ValueError as error:
-        _shape_error(prim, (xv, yv), error)
-    except MemoryError as error:
-        raise _out_of_memory(prim.name, error) from None
-    if _tape.ACTIVE and prim.differentiable:
-        _record_elementwise(prim, (x, y), out)
-    return out
 
 
 def _binary_out(xv, yv):
@@ -621,11 +508,12 @@ def _binary_out(xv, yv):
 
 def _make_binary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
-    record_ids, save, differentiable = _tape.record_ids, prim.save, prim.differentiable
+    record_ids, save, differentiable = core.record_ids, prim.save_values, prim.differentiable
     pool_min = _POOL_MIN_BYTES
 
     def op(x, y):
-        # fast path: NumPy tensors of one supported dtype, or a tensor and a Python number
+        # bind's dispatch for NumPy (or CuPy) Tensors of one supported dtype, or a Tensor and
+        # a Python number, inlined while nothing observes binds; the rest goes through bind
         tx, ty = type(x), type(y)
         if tx is Tensor:
             xv = x._value
@@ -644,37 +532,50 @@ def _make_binary(prim):
             fast = type(yv) is ndarray and yv.dtype in (_FLOATS if tx is float else dtypes)
         else:
             xv = yv = fast = None
+        if core.OBSERVING:
+            return core.bind(prim, (x, y))
         if not fast:
             if tx is Variable or ty is Variable:  # read, then the fast path
                 return op(_read(x) if tx is Variable else x, _read(y) if ty is Variable else y)
             if type(xv if tx is Tensor else yv) is cupy_ndarray and _cupy_pair(xv, yv):
-                return _cupy_binary(prim, x, y, xv, yv)
-            return _call_elementwise(prim, (x, y))
-        # a Python number takes the tensor's dtype: saved for the rules, log(2.0) stays float32
-        if tx is not Tensor:
-            x = xv = yv.dtype.type(x)
-        elif ty is not Tensor:
-            y = yv = xv.dtype.type(y)
+                try:
+                    out = wrap(prim.cupy_forward((xv, yv)))
+                except ValueError as error:
+                    _shape_error(prim, (xv, yv), error)
+                except MemoryError as error:
+                    raise core.out_of_memory(prim.name, error) from None
+                if core.ACTIVE and differentiable:
+                    _record_elementwise(prim, (x, y), out)
+                return out
+            return core.bind(prim, (x, y))
         try:
             value = forward(xv, yv, out=_binary_out(xv, yv) if tx is Tensor and
                             xv.nbytes >= pool_min or ty is Tensor and yv.nbytes >= pool_min
-                            else _ELLIPSIS)
+                            else ...)
         except ValueError as error:
             _shape_error(prim, (xv, yv), error)
         except MemoryError as error:
-            raise _out_of_memory(prim.name, error) from None
+            raise core.out_of_memory(prim.name, error) from None
         out = Tensor()
         out._value = value
         out._id = 0
-        if _tape.ACTIVE and differentiable:
-            xid = x._id if tx is Tensor else 0
-            yid = y._id if ty is Tensor else 0
-            if xid or yid:
-                shape = value.shape
-                shapes = None if (tx is not Tensor or xv.shape == shape) and \
-                    (ty is not Tensor or yv.shape == shape) else \
-                    (xv.shape if tx is Tensor else None, yv.shape if ty is Tensor else None)
-                record_ids(prim, (xid, yid), out, save(x, y, out), shapes)
+        if core.ACTIVE and differentiable:
+            # a Python number operand is saved as a scalar of the tensor's dtype (so the
+            # rules of 2.0 ** x stay float32)
+            shape = value.shape
+            if tx is not Tensor:
+                if y._id:
+                    x = value.dtype.type(x)
+                    record_ids(prim, (0, y._id), (x, y), out,
+                               None if yv.shape == shape else (None, yv.shape), save(x, y, out))
+            elif ty is not Tensor:
+                if x._id:
+                    y = value.dtype.type(y)
+                    record_ids(prim, (x._id, 0), (x, y), out,
+                               None if xv.shape == shape else (xv.shape, None), save(x, y, out))
+            elif x._id or y._id:
+                record_ids(prim, (x._id, y._id), (x, y), out, None if xv.shape == shape and
+                           yv.shape == shape else (xv.shape, yv.shape), save(x, y, out))
         return out
     return op
 
@@ -689,7 +590,7 @@ def _make_op(prim):
         def op(*args):
             if len(args) != n:
                 raise TypeError(f"{prim.name}() takes {n} arguments ({len(args)} given)")
-            return _call_elementwise(prim, args)
+            return core.bind(prim, args)
     op.__name__ = op.__qualname__ = prim.name
     op.__doc__ = _elementwise_doc(prim.entry)
     op.primitive = prim
@@ -704,33 +605,85 @@ def _elementwise_doc(entry):
 
 
 PRIMITIVES = {name: Elementwise(entry) for name, entry in _ENTRIES.items()}
-ELEMENTWISE_OPS = {name: _make_op(prim) for name, prim in PRIMITIVES.items()}
-globals().update(ELEMENTWISE_OPS)
+ELEMENTWISE_OPS = {}  # name -> op, filled by _elementwise_op
+
+
+def _elementwise_op(name):
+    op = ELEMENTWISE_OPS[name] = _make_op(PRIMITIVES[name])
+    return op
+
+
+# one line per entry of kernels/derivatives.txt
+negative = _elementwise_op("negative")
+abs = _elementwise_op("abs")  # noqa: A001 (TF's name)
+sign = _elementwise_op("sign")
+square = _elementwise_op("square")
+sqrt = _elementwise_op("sqrt")
+rsqrt = _elementwise_op("rsqrt")
+reciprocal = _elementwise_op("reciprocal")
+exp = _elementwise_op("exp")
+expm1 = _elementwise_op("expm1")
+log = _elementwise_op("log")
+log1p = _elementwise_op("log1p")
+sin = _elementwise_op("sin")
+cos = _elementwise_op("cos")
+tan = _elementwise_op("tan")
+asin = _elementwise_op("asin")
+acos = _elementwise_op("acos")
+atan = _elementwise_op("atan")
+sinh = _elementwise_op("sinh")
+cosh = _elementwise_op("cosh")
+tanh = _elementwise_op("tanh")
+sigmoid = _elementwise_op("sigmoid")
+softplus = _elementwise_op("softplus")
+relu = _elementwise_op("relu")
+erf = _elementwise_op("erf")
+add = _elementwise_op("add")
+subtract = _elementwise_op("subtract")
+multiply = _elementwise_op("multiply")
+divide = _elementwise_op("divide")
+pow = _elementwise_op("pow")  # noqa: A001 (TF's name)
+maximum = _elementwise_op("maximum")
+minimum = _elementwise_op("minimum")
+atan2 = _elementwise_op("atan2")
+squared_difference = _elementwise_op("squared_difference")
+where = _elementwise_op("where")
+clip_by_value = _elementwise_op("clip_by_value")
+floor = _elementwise_op("floor")
+ceil = _elementwise_op("ceil")
+round = _elementwise_op("round")  # noqa: A001 (TF's name)
+floordiv = _elementwise_op("floordiv")
+mod = _elementwise_op("mod")
+
+_missing = set(_ENTRIES) - set(ELEMENTWISE_OPS)
+if _missing:
+    raise RuntimeError(f"gpuad/ops.py names no op for the table's entries {sorted(_missing)}")
 _GPUAD_NS.update(ELEMENTWISE_OPS)
-_GPUAD_NS.update(floor_divide=ELEMENTWISE_OPS["floordiv"], remainder=ELEMENTWISE_OPS["mod"])
+_GPUAD_NS.update(floor_divide=floordiv, remainder=mod, zeros_like=zeros_like)
 
 
 # ==================================================================== comparisons and logic
 
 def _compare(name, ufunc):
+    primitive = core.Primitive(name, lambda values, attrs: getattr(
+        _backend.module_of(values[0]), ufunc)(*values))  # bool: no gradient
+
     def op(x, y):
-        x, y = _tape.as_input(x), _tape.as_input(y)  # a Variable read here is watched, as TF
+        x, y = core.as_input(x), core.as_input(y)  # a Variable read here is watched, as TF
         if not isinstance(x, Tensor):
             x = convert_like(x, y, name) if isinstance(y, Tensor) else \
                 convert_to_tensor(x, op=name)
         y = convert_like(y, x, name)
-        _same_backend(name, (x, y))
+        same_backend(name, (x, y))
         if x.dtype != y.dtype:
             raise TypeError(f"{name}: x has dtype {x.dtype} and y has dtype {y.dtype}")
-        xp = _backend.module_of(x._value)
         try:
-            return _wrap(getattr(xp, ufunc)(x._value, y._value))
+            return core.bind(primitive, (x, y))
         except ValueError as error:
-            _shape_error(_tape.Primitive(name, None), (x._value, y._value), error)
-        except MemoryError as error:
-            raise _out_of_memory(name, error) from None
+            _shape_error(primitive, (x._value, y._value), error)
     op.__name__ = name
     op.__doc__ = f"Elementwise ``{ufunc}`` with broadcasting; a bool Tensor, not differentiable."
+    op.primitive = primitive
     return op
 
 
@@ -742,16 +695,13 @@ greater = _compare("greater", "greater")
 greater_equal = _compare("greater_equal", "greater_equal")
 logical_and = _compare("logical_and", "logical_and")
 logical_or = _compare("logical_or", "logical_or")
+_LOGICAL_NOT = core.Primitive("logical_not", lambda values, attrs: _backend.module_of(
+    values[0]).logical_not(values[0]))
 
 
 def logical_not(x):
     """Elementwise logical not of a bool Tensor."""
-    x = _tensor(x, "logical_not")
+    x = tensor_arg(x, "logical_not")
     if x.dtype != numpy.bool_:
         raise TypeError(f"logical_not: x must be bool, got {x.dtype}")
-    return _wrap(_backend.module_of(x._value).logical_not(x._value))
-
-
-from .array_ops import broadcast_to, expand_batched, sum_to_shape, zeros_like  # noqa: E402  (built on the above)
-
-_GPUAD_NS["zeros_like"] = zeros_like
+    return core.bind(_LOGICAL_NOT, (x,))

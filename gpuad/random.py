@@ -11,30 +11,53 @@ import numbers
 import numpy
 
 from . import backends as _backend
-from .array_ops import _shape_tuple
-from .tensor import Tensor, wrap
+from .array_ops import shape_arg
+from .core import Primitive, bind
+from .tensor import Tensor
 
 __all__ = ["normal", "uniform"]
 
 _GENERATORS = {}  # backend name -> the generator of unseeded calls
 
 
-def _generator(op, seed):
-    name = _backend.get_backend()
-    random = _backend.module(name).random
+def _seed(op, seed):
     if seed is None:
-        if name not in _GENERATORS:
-            _GENERATORS[name] = random.default_rng()
-        return _GENERATORS[name]
+        return None
     if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, numpy.integer)):
         raise TypeError(f"{op}: seed must be an int or None, got {seed!r}")
     if seed < 0:
         raise ValueError(f"{op}: seed must be >= 0, got {seed}")
-    return random.default_rng(int(seed))
+    return int(seed)
+
+
+def _generator(backend, seed):
+    random = _backend.module(backend).random
+    if seed is None:
+        if backend not in _GENERATORS:
+            _GENERATORS[backend] = random.default_rng()
+        return _GENERATORS[backend]
+    return random.default_rng(seed)
+
+
+def _draw(values, attrs):
+    """Samples: ``attrs`` is (distribution, shape, dtype, backend, seed, (a, b)), the
+    distribution "normal" (mean a, stddev b), "uniform" or "integers" (on [a, b))."""
+    kind, shape, dtype, backend, seed, (a, b) = attrs
+    rng = _generator(backend, seed)
+    if kind == "integers":
+        return rng.integers(a, b, size=shape, dtype=dtype)
+    if kind == "normal":
+        return (rng.standard_normal(size=shape, dtype=_draw_dtype(dtype)) * b + a).astype(
+            dtype, copy=False)
+    return (rng.random(size=shape, dtype=_draw_dtype(dtype)) * (b - a) + a).astype(
+        dtype, copy=False)
+
+
+_RANDOM = Primitive("random", _draw)  # no gradient
 
 
 def _shape(op, shape):
-    shape = _shape_tuple(op, shape)
+    shape = shape_arg(op, shape)
     if any(n < 0 for n in shape):
         raise ValueError(f"{op}: shape {shape} has a negative dimension")
     return shape
@@ -91,8 +114,8 @@ def normal(shape, mean=0.0, stddev=1.0, dtype=numpy.float32, seed=None):
     op = "random.normal"
     shape, dtype = _shape(op, shape), _dtype(op, dtype, "f")
     mean, stddev = _number(op, "mean", mean), _number(op, "stddev", stddev)
-    z = _generator(op, seed).standard_normal(size=shape, dtype=_draw_dtype(dtype))
-    return wrap((z * stddev + mean).astype(dtype, copy=False))
+    return bind(_RANDOM, (), ("normal", shape, dtype, _backend.get_backend(), _seed(op, seed),
+                              (mean, stddev)))
 
 
 def uniform(shape, minval=0, maxval=None, dtype=numpy.float32, seed=None):
@@ -121,7 +144,7 @@ def uniform(shape, minval=0, maxval=None, dtype=numpy.float32, seed=None):
     op = "random.uniform"
     shape, dtype = _shape(op, shape), _dtype(op, dtype, "fiu")
     minval = _number(op, "minval", minval)
-    rng = _generator(op, seed)
+    where = (_backend.get_backend(), _seed(op, seed))
     if dtype.kind in "iu":
         if maxval is None:
             raise ValueError(f"{op}: maxval must be given for integer dtype {dtype}")
@@ -132,7 +155,7 @@ def uniform(shape, minval=0, maxval=None, dtype=numpy.float32, seed=None):
         if minval >= maxval:
             raise ValueError(f"{op}: need minval < maxval for integer dtype {dtype}, got "
                              f"minval={minval} and maxval={maxval}")
-        return wrap(rng.integers(int(minval), int(maxval), size=shape, dtype=dtype))
+        return bind(_RANDOM, (), ("integers", shape, dtype) + where + ((int(minval),
+                                                                        int(maxval)),))
     maxval = 1.0 if maxval is None else _number(op, "maxval", maxval)
-    u = rng.random(size=shape, dtype=_draw_dtype(dtype))
-    return wrap((u * (maxval - minval) + minval).astype(dtype, copy=False))
+    return bind(_RANDOM, (), ("uniform", shape, dtype) + where + ((minval, maxval),))

@@ -15,11 +15,11 @@ import numpy
 
 from . import backends as _backend
 from . import ops as _ops
-from .array_ops import (_axes, _kept_shape, matmul, reduce_max, reduce_mean, reduce_sum,
-                        reshape, transpose)
-from .ops import _wrap
-from .tape import Primitive, _state, record
-from .tensor import Tensor
+from .array_ops import (axes_arg, kept_shape, ones_like, reduce_sum, reshape, tensor_arg,
+                        transpose, zeros)
+from .core import Primitive, bind, save_inputs, save_inputs_and_output
+from .math_ops import matmul, reduce_max, reduce_mean
+from .tensor import Tensor, wrap
 
 __all__ = ["reduce_prod", "reduce_logsumexp", "reduce_variance", "reduce_std", "norm",
            "cumsum", "cumprod"]
@@ -27,7 +27,7 @@ __all__ = ["reduce_prod", "reduce_logsumexp", "reduce_variance", "reduce_std", "
 
 def _input(op, x, floating=False, arg="x"):
     """An op's tensor argument, of a numeric (or, with ``floating``, a floating) dtype."""
-    x = _ops._tensor(x, op, arg)
+    x = tensor_arg(x, op, arg)
     if x.dtype.kind not in ("f" if floating else "fiu"):
         raise TypeError(f"{op}: {arg} has dtype {x.dtype}; expected a "
                         f"{'floating' if floating else 'numeric'} tensor (use gpuad.cast)")
@@ -54,13 +54,15 @@ def _raw_shift(v, axis, s, fill):
 
 # Linear apart from the constant fill: the cotangent shifts back, the tangent along.  The axis
 # counts from the end, so tangents with leading batch dimensions (Jacobians) work unchanged.
-_SHIFT = Primitive("shift", lambda g, saved, attrs, needs: (_shift(g, attrs[0], -attrs[1], 0),),
+# attrs: (axis, s, fill)
+_SHIFT = Primitive("shift", lambda values, attrs: _raw_shift(values[0], *attrs),
+                   lambda g, saved, attrs, needs: (_shift(g, attrs[0], -attrs[1], 0),),
                    lambda tangents, saved, out, attrs, batch:
                    _shift(tangents[0], attrs[0], attrs[1], 0))
 
 
 def _shift(x, axis, s, fill):
-    return _ops._apply(_SHIFT, (x,), _raw_shift(x._value, axis, s, fill), (), (axis, s))
+    return bind(_SHIFT, (x,), (axis, s, fill))
 
 
 def _linear_scan(a, b, axis, d):
@@ -100,18 +102,18 @@ def _scan_args(op, x, axis):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
     if x.ndim == 0:
         raise ValueError(f"{op}: cannot scan a 0-d tensor (shape ()); it needs an axis")
-    return x, _axes(op, axis, x.shape)[0] - x.ndim  # from the end: batch-proof
+    return x, axes_arg(op, axis, x.shape)[0] - x.ndim  # from the end: batch-proof
 
 
+# attrs: (axis, exclusive, reverse)
 _CUMSUM = Primitive(
-    "cumsum",
+    "cumsum", lambda values, attrs: _raw_scan("cumsum", values[0], *attrs),
     lambda g, saved, attrs, needs: (_cumsum(g, attrs[0], attrs[1], not attrs[2]),),
     lambda tangents, saved, out, attrs, batch: _cumsum(tangents[0], *attrs))
 
 
 def _cumsum(x, axis, exclusive, reverse):
-    value = _raw_scan("cumsum", x._value, axis, exclusive, reverse)
-    return _ops._apply(_CUMSUM, (x,), value, (), (axis, exclusive, reverse))
+    return bind(_CUMSUM, (x,), (axis, exclusive, reverse))
 
 
 def cumsum(x, axis=0, exclusive=False, reverse=False):
@@ -152,15 +154,15 @@ def _cumprod_jvp(tangents, saved, out, attrs, batch):
     return _linear_scan(x, tangents[0] * _shift(out, axis, d, 1), axis, d)
 
 
-_CUMPROD = Primitive("cumprod", _cumprod_vjp, _cumprod_jvp)
+# attrs: (axis, the scan's direction d: 1, or -1 in reverse)
+_CUMPROD = Primitive("cumprod", lambda values, attrs: _raw_scan(
+    "cumprod", values[0], attrs[0], False, attrs[1] == -1), _cumprod_vjp, _cumprod_jvp,
+    save=save_inputs_and_output)
 
 
 def _cumprod(x, axis, reverse):
     """The inclusive scan, a primitive: ``exclusive`` is a shift of it."""
-    out = _wrap(_raw_scan("cumprod", x._value, axis, False, reverse))
-    if _state.stack:
-        record(_CUMPROD, (x,), out, (x, out), (axis, -1 if reverse else 1))
-    return out
+    return bind(_CUMPROD, (x,), (axis, -1 if reverse else 1))
 
 
 def cumprod(x, axis=0, exclusive=False, reverse=False):
@@ -198,7 +200,7 @@ def _others_product(x, axes):
     """For each element, the product of the others over ``axes``: exclusive products from
     both ends multiplied, so no division by ``x`` (exact with zeros)."""
     if not axes:
-        return _wrap(_backend.module_of(x._value).ones_like(x._value))
+        return ones_like(x)
     keep = [i for i in builtins.range(x.ndim) if i not in axes]
     perm = keep + list(axes)
     moved = x if perm == sorted(perm) else transpose(x, perm)
@@ -213,7 +215,7 @@ def _others_product(x, axes):
 def _reduce_prod_vjp(g, saved, attrs, needs):
     (x,), (axes, keepdims) = saved, attrs
     if not keepdims:
-        g = reshape(g, _kept_shape(x.shape, axes))
+        g = reshape(g, kept_shape(x.shape, axes))
     return (g * _others_product(x, axes),)
 
 
@@ -223,7 +225,9 @@ def _reduce_prod_jvp(tangents, saved, out, attrs, batch):
                       tuple(a - x.ndim for a in axes), keepdims)
 
 
-_REDUCE_PROD = Primitive("reduce_prod", _reduce_prod_vjp, _reduce_prod_jvp)
+_REDUCE_PROD = Primitive("reduce_prod", lambda values, attrs: values[0].prod(
+    axis=attrs[0], keepdims=attrs[1], dtype=values[0].dtype), _reduce_prod_vjp,
+    _reduce_prod_jvp, save=save_inputs)
 
 
 def reduce_prod(x, axis=None, keepdims=False):
@@ -244,9 +248,8 @@ def reduce_prod(x, axis=None, keepdims=False):
            [4., 0.]], dtype=float32))
     """
     x = _input("reduce_prod", x)
-    axes = _axes("reduce_prod", axis, x.shape)
-    value = x._value.prod(axis=axes, keepdims=keepdims, dtype=x.dtype)
-    return _ops._apply(_REDUCE_PROD, (x,), value, (x,), (axes, bool(keepdims)))
+    axes = axes_arg("reduce_prod", axis, x.shape)
+    return bind(_REDUCE_PROD, (x,), (axes, bool(keepdims)))
 
 
 def reduce_logsumexp(x, axis=None, keepdims=False):
@@ -259,16 +262,23 @@ def reduce_logsumexp(x, axis=None, keepdims=False):
     1000.693
     """
     x = _input("reduce_logsumexp", x, floating=True)
-    axes = _axes("reduce_logsumexp", axis, x.shape)
-    v, xp = x._value, _backend.module_of(x._value)
+    axes = axes_arg("reduce_logsumexp", axis, x.shape)
     if any(x.shape[a] == 0 for a in axes):  # an empty sum: log(0) = -inf, as TensorFlow
-        shift = xp.zeros(_kept_shape(x.shape, axes), x.dtype)
-    else:  # TensorFlow's: an infinite maximum is not taken out (inf - inf would be NaN)
-        shift = v.max(axis=axes, keepdims=True)
-        shift = xp.where(xp.isfinite(shift), shift, 0)
-    # the result does not depend on the shift, so it is a constant: the gradient is softmax
-    total = _ops.log(reduce_sum(_ops.exp(x - _wrap(shift)), axes, keepdims))
-    return total + _wrap(shift if keepdims else shift.reshape(total.shape))
+        shift = zeros(kept_shape(x.shape, axes), x.dtype, x.backend)
+    else:  # the result does not depend on the shift: a constant, the gradient is softmax
+        shift = bind(_LOGSUMEXP_SHIFT, (x,), axes)
+    total = _ops.log(reduce_sum(_ops.exp(x - shift), axes, keepdims))
+    return total + (shift if keepdims else reshape(shift, total.shape))
+
+
+def _logsumexp_shift(values, axes):
+    """The maximum, taken out of the exponentials; an infinite one is not (inf - inf would
+    be NaN), as TensorFlow's."""
+    shift = values[0].max(axis=axes, keepdims=True)
+    return _backend.module_of(shift).where(_backend.module_of(shift).isfinite(shift), shift, 0)
+
+
+_LOGSUMEXP_SHIFT = Primitive("reduce_logsumexp shift", _logsumexp_shift)  # no gradient
 
 
 def reduce_variance(x, axis=None, keepdims=False):
@@ -282,7 +292,7 @@ def reduce_variance(x, axis=None, keepdims=False):
     array([1., 1.], dtype=float32)
     """
     x = _input("reduce_variance", x, floating=True)
-    axes = _axes("reduce_variance", axis, x.shape)
+    axes = axes_arg("reduce_variance", axis, x.shape)
     deviations = x - reduce_mean(x, axes, keepdims=True)
     return reduce_mean(_ops.square(deviations), axes, keepdims)
 
@@ -298,7 +308,7 @@ def reduce_std(x, axis=None, keepdims=False):
     array(1., dtype=float32)
     """
     x = _input("reduce_std", x, floating=True)
-    return _ops.sqrt(reduce_variance(x, _axes("reduce_std", axis, x.shape), keepdims))
+    return _ops.sqrt(reduce_variance(x, axes_arg("reduce_std", axis, x.shape), keepdims))
 
 
 # ---------------------------------------------------------------------------------- norms
@@ -317,8 +327,8 @@ def _top_pair_change(t, factors):
     the Hessian of s1, so self-adjoint: the same map is the JVP and the VJP.  ``t`` may have
     leading batch dimensions.
     """
-    U, V, w1, w2, inv_s1 = [_wrap(f) for f in factors]
-    u1, v1 = _wrap(factors[0][..., :1]), _wrap(factors[1][..., :1])
+    U, V, w1, w2, inv_s1 = [wrap(f) for f in factors]
+    u1, v1 = wrap(factors[0][..., :1]), wrap(factors[1][..., :1])
     a, b = matmul(t, v1), matmul(_swap(t), u1)
     x, y = matmul(_swap(U), a), matmul(_swap(V), b)
     du = matmul(U, w1 * x + w2 * y) + (a - matmul(U, x)) * inv_s1
@@ -329,23 +339,29 @@ def _top_pair_change(t, factors):
 # The gradient of the spectral norm, u1 v1^T, as a primitive of the matrices: its derivative
 # is exact, but it treats the SVD factors as constants, so derivatives of the spectral norm
 # are exact to second order and not beyond.
-_TOP_PAIR = Primitive("norm(ord=2) gradient",
+def _top_pair_impl(values, factors):
+    U, V = factors[0], factors[1]
+    return U[..., :1] @ _backend.module_of(V).swapaxes(V[..., :1], -1, -2)
+
+
+# attrs: the SVD factors of _spectral_factors (constants of the matrices' values)
+_TOP_PAIR = Primitive("norm(ord=2) gradient", _top_pair_impl,
                       lambda g, saved, attrs, needs: (_top_pair_change(g, attrs),),
                       lambda tangents, saved, out, attrs, batch:
                       _top_pair_change(tangents[0], attrs))
 
 
 def _top_pair(a, factors):
-    U, V = factors[0], factors[1]
-    return _ops._apply(_TOP_PAIR, (a,), U[..., :1] @ _backend.module_of(V).swapaxes(
-        V[..., :1], -1, -2), (), factors)
+    return bind(_TOP_PAIR, (a,), factors)
 
 
+# attrs: (the norms, the SVD factors): computed once, with the factors the rules need
 _SPECTRAL = Primitive(
-    "norm(ord=2)",
-    lambda g, saved, attrs, needs: (reshape(g, g.shape + (1, 1)) * _top_pair(saved[0], attrs),),
+    "norm(ord=2)", lambda values, attrs: attrs[0],
+    lambda g, saved, attrs, needs: (reshape(g, g.shape + (1, 1)) *
+                                    _top_pair(saved[0], attrs[1]),),
     lambda tangents, saved, out, attrs, batch:
-    reduce_sum(tangents[0] * _top_pair(saved[0], attrs), (-2, -1)))
+    reduce_sum(tangents[0] * _top_pair(saved[0], attrs[1]), (-2, -1)), save=save_inputs)
 
 
 def _spectral_factors(v):
@@ -366,12 +382,11 @@ def _spectral_factors(v):
 def _spectral_norm(a):
     """The largest singular value of each matrix of ``a`` (..., m, n)."""
     if a.size == 0:
-        return _wrap(_backend.module_of(a._value).zeros(a.shape[:-2], a.dtype))
-    value, factors = _spectral_factors(a._value)
-    return _ops._apply(_SPECTRAL, (a,), value, (a,), factors)
+        return zeros(a.shape[:-2], a.dtype, a.backend)
+    return bind(_SPECTRAL, (a,), _spectral_factors(a._value))
 
 
-def _norm_axes(axis, shape):
+def _normaxes_arg(axis, shape):
     """(axes, is_matrix); a pair keeps its order (ord 1 and inf tell rows from columns)."""
     if axis is None:
         return tuple(builtins.range(len(shape))), False
@@ -381,7 +396,7 @@ def _norm_axes(axis, shape):
     if len(items) not in (1, 2):
         raise ValueError(f"norm: axis must be None, an int or a pair of ints, got {axis!r} "
                          f"(tensor shape {shape})")
-    axes = tuple(_axes("norm", a, shape)[0] for a in items)
+    axes = tuple(axes_arg("norm", a, shape)[0] for a in items)
     if len(axes) == 2 and axes[0] == axes[1]:
         raise ValueError(f"norm: the two axes of a matrix norm must differ, got {axis!r} "
                          f"(tensor shape {shape})")
@@ -417,7 +432,7 @@ def norm(tensor, ord="euclidean", axis=None, keepdims=False):  # noqa: A002 (TF'
     array(5., dtype=float32)
     """
     x = _input("norm", tensor, floating=True, arg="tensor")
-    axes, matrix = _norm_axes(axis, x.shape)
+    axes, matrix = _normaxes_arg(axis, x.shape)
     if matrix and ord not in ("euclidean", "fro", 1, 2, numpy.inf):
         raise ValueError(f"norm: ord must be 'euclidean', 'fro', 1, 2 or np.inf for a matrix "
                          f"norm (axis={axis!r}), got {ord!r}")
@@ -431,7 +446,7 @@ def norm(tensor, ord="euclidean", axis=None, keepdims=False):  # noqa: A002 (TF'
     elif isinstance(ord, bool) or not isinstance(ord, numbers.Real) or not ord > 0:
         raise ValueError(f"norm: ord must be 'euclidean', 'fro', 1, 2, np.inf or a positive "
                          f"number, got {ord!r}")
-    out_shape = _kept_shape(x.shape, axes) if keepdims else _reduced_shape(x.shape, axes)
+    out_shape = kept_shape(x.shape, axes) if keepdims else _reduced_shape(x.shape, axes)
     if ord in ("euclidean", "fro") or (ord == 2 and not matrix):
         return _ops.sqrt(reduce_sum(_ops.square(x), axes, keepdims))
     if matrix and ord == 2:  # the matrices to the end; the spectral norm ignores their order

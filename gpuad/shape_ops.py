@@ -10,11 +10,11 @@ import numbers
 import numpy
 
 from . import backends as _backend
-from .array_ops import (_axes, _shape_tuple, broadcast_to, getitem, reshape, tensor_list,
-                        transpose)
-from .ops import _apply, _same_backend, _tensor, names_memory_errors
-from .tape import Primitive
-from .tensor import Tensor, convert_like, convert_to_tensor, wrap
+from .array_ops import (axes_arg, broadcast_to, convert_like, convert_to_tensor, getitem,
+                        reshape, same_backend, shape_arg, tensor_arg, tensor_list, transpose,
+                        zeros)
+from .core import Primitive, bind, names_memory_errors
+from .tensor import Tensor
 
 __all__ = ["expand_dims", "squeeze", "concat", "split", "tile", "pad", "gather",
            "boolean_mask"]
@@ -42,7 +42,7 @@ def expand_dims(input, axis):  # noqa: A002 (TF's name)
     >>> ad.expand_dims(ad.zeros((2, 3)), -1).shape
     (2, 3, 1)
     """
-    x = _tensor(input, "expand_dims", "input")
+    x = tensor_arg(input, "expand_dims", "input")
     axis = _int("expand_dims", "axis", axis)
     if not -x.ndim - 1 <= axis <= x.ndim:
         raise ValueError(f"expand_dims: axis {axis} is out of range for a tensor of shape "
@@ -59,11 +59,11 @@ def squeeze(input, axis=None):  # noqa: A002
     >>> ad.squeeze(ad.zeros((1, 2, 1)), axis=0).shape
     (2, 1)
     """
-    x = _tensor(input, "squeeze", "input")
+    x = tensor_arg(input, "squeeze", "input")
     if axis is None:
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
     else:
-        axes = _axes("squeeze", axis, x.shape)
+        axes = axes_arg("squeeze", axis, x.shape)
         for a in axes:
             if x.shape[a] != 1:
                 raise ValueError(f"squeeze: cannot squeeze axis {a} of size {x.shape[a]} "
@@ -85,21 +85,20 @@ def _concat_vjp(g, saved, attrs, needs):
 def _concat_jvp(tangents, saved, out, attrs, batch):
     axis, sizes = attrs
     lead = next(t for t in tangents if t is not None).shape[:batch]
-    xp = _backend.module_of(out._value)
-    return _concat([wrap(xp.zeros(lead + out.shape[:axis] + (n,) + out.shape[axis + 1:],
-                                  out.dtype)) if t is None else t
+    return _concat([zeros(lead + out.shape[:axis] + (n,) + out.shape[axis + 1:], out.dtype,
+                          out.backend) if t is None else t
                     for t, n in zip(tangents, sizes)], axis + batch)
 
 
-_CONCAT = Primitive("concat", _concat_vjp, _concat_jvp)
+# attrs: (axis, the inputs' sizes along it)
+_CONCAT = Primitive("concat", lambda values, attrs: _backend.module_of(values[0]).concatenate(
+    values, attrs[0]), _concat_vjp, _concat_jvp)
 
 
 def _concat(tensors, axis):
-    value = _backend.module_of(tensors[0]._value).concatenate([t._value for t in tensors], axis)
-    return _apply(_CONCAT, tuple(tensors), value, (), (axis, [t.shape[axis] for t in tensors]))
+    return bind(_CONCAT, tuple(tensors), (axis, tuple(t.shape[axis] for t in tensors)))
 
 
-@names_memory_errors("concat")
 def concat(values, axis):
     """Join a list of tensors along an existing ``axis``; the other dimensions must agree.
 
@@ -133,7 +132,7 @@ def split(value, num_or_size_splits, axis=0):
     >>> [t.shape for t in ad.split(ad.zeros((5, 2)), [1, -1, 2])]
     [(1, 2), (2, 2), (2, 2)]
     """
-    x = _tensor(value, "split", "value")
+    x = tensor_arg(value, "split", "value")
     if x.ndim == 0:
         raise ValueError("split: cannot split a 0-d tensor")
     axis = _axis("split", axis, x.shape)
@@ -172,8 +171,8 @@ def tile(input, multiples):  # noqa: A002
     >>> ad.tile(ad.constant([1.0, 2.0]), [2]).numpy()
     array([1., 2., 1., 2.], dtype=float32)
     """
-    x = _tensor(input, "tile", "input")
-    multiples = _shape_tuple("tile", multiples)
+    x = tensor_arg(input, "tile", "input")
+    multiples = shape_arg("tile", multiples)
     if len(multiples) != x.ndim or builtins.any(m < 0 for m in multiples):
         raise ValueError(f"tile: multiples {list(multiples)} must be {x.ndim} non-negative "
                          f"ints for a tensor of shape {x.shape}")
@@ -191,7 +190,7 @@ _PAD_MODES = {"CONSTANT": "constant", "REFLECT": "reflect", "SYMMETRIC": "symmet
 
 
 def _pad_vjp(g, saved, attrs, needs):
-    paddings, mode = attrs
+    paddings, mode, _ = attrs
     # pad works one axis after the other (corners are padded twice), so fold back one axis
     # at a time: the interior, plus the mirrored borders added where they were copied from
     for axis, (p, q) in enumerate(paddings):
@@ -216,20 +215,23 @@ def _one_axis(paddings, axis, pair):
     return tuple(pair if i == axis else (0, 0) for i in builtins.range(len(paddings)))
 
 
-_PAD = Primitive("pad", _pad_vjp, lambda tangents, saved, out, attrs, batch:
+def _pad_impl(values, attrs):
+    paddings, mode, constant = attrs
+    xp = _backend.module_of(values[0])
+    if mode == "CONSTANT":
+        return xp.pad(values[0], paddings, mode="constant", constant_values=constant)
+    return xp.pad(values[0], paddings, mode=_PAD_MODES[mode])
+
+
+# attrs: (paddings, mode, constant value)
+_PAD = Primitive("pad", _pad_impl, _pad_vjp, lambda tangents, saved, out, attrs, batch:
                  _pad(tangents[0], ((0, 0),) * batch + attrs[0], attrs[1], 0))
 
 
 def _pad(x, paddings, mode, constant):
-    xp = _backend.module_of(x._value)
-    if mode == "CONSTANT":
-        value = xp.pad(x._value, paddings, mode="constant", constant_values=constant)
-    else:
-        value = xp.pad(x._value, paddings, mode=_PAD_MODES[mode])
-    return _apply(_PAD, (x,), value, (), (paddings, mode))
+    return bind(_PAD, (x,), (paddings, mode, constant))
 
 
-@names_memory_errors("pad")
 def pad(tensor, paddings, mode="CONSTANT", constant_values=0):
     """Pad ``tensor`` as ``tf.pad``.
 
@@ -250,7 +252,7 @@ def pad(tensor, paddings, mode="CONSTANT", constant_values=0):
     >>> ad.pad(ad.constant([1.0, 2.0, 3.0]), [[2, 1]], "REFLECT").numpy()
     array([3., 2., 1., 2., 3., 2.], dtype=float32)
     """
-    x = _tensor(tensor, "pad", "tensor")
+    x = tensor_arg(tensor, "pad", "tensor")
     if not isinstance(mode, str) or mode.upper() not in _PAD_MODES:
         raise ValueError(f"pad: mode must be 'CONSTANT', 'REFLECT' or 'SYMMETRIC', got {mode!r}")
     mode = mode.upper()
@@ -279,10 +281,10 @@ def pad(tensor, paddings, mode="CONSTANT", constant_values=0):
 
 # ---------------------------------------------------------------------- gather, boolean_mask
 
-def _index_tensor(op, value, like):
+def _indextensor_arg(op, value, like):
     if not isinstance(value, Tensor):
         value = convert_to_tensor(value, backend=like.backend, op=op)
-    _same_backend(op, (like, value))
+    same_backend(op, (like, value))
     return value
 
 
@@ -299,8 +301,8 @@ def gather(params, indices, axis=0, batch_dims=0):
     array([[2., 2., 1.],
            [4., 4., 3.]], dtype=float32)
     """
-    x = _tensor(params, "gather", "params")
-    idx = _index_tensor("gather", indices, x)
+    x = tensor_arg(params, "gather", "params")
+    idx = _indextensor_arg("gather", indices, x)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"gather: indices must be integers, got {idx.dtype}")
     if x.ndim == 0:
@@ -342,8 +344,8 @@ def boolean_mask(tensor, mask, axis=0):
     array([[1.],
            [3.]], dtype=float32)
     """
-    x = _tensor(tensor, "boolean_mask", "tensor")
-    m = _index_tensor("boolean_mask", mask, x)
+    x = tensor_arg(tensor, "boolean_mask", "tensor")
+    m = _indextensor_arg("boolean_mask", mask, x)
     if m.dtype != numpy.bool_:
         raise TypeError(f"boolean_mask: mask must be bool, got {m.dtype}")
     if m.ndim == 0:

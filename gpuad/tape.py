@@ -1,262 +1,47 @@
-"""The tape: recording primitive ops, and reverse mode over the record.
+"""``GradientTape`` and reverse mode over its records.
 
-A thread-local stack holds the tapes that are recording.  An op is recorded on every recording
-tape that knows one of its inputs (watched, or the output of an op it recorded), and only when
-its output is floating.  A record is ``(primitive, input ids, saved values, attrs)`` keyed by
-the output's id; ids grow monotonically, so a tape's records are already in topological order
-and ``gradient`` walks them backwards, summing cotangents per id.
+A tape is a recorder (:mod:`gpuad.core`): while it records, every op whose output is floating
+and one of whose inputs it knows (watched, or the output of an op it recorded) is stored as a
+:class:`gpuad.core.Record` under the output's id.  Ids only grow, so the records are in
+topological order and :func:`backward` walks them backwards, summing cotangents per id.
 
 A backward step runs the primitive's VJP fused on raw arrays (one kernel per elementwise rule)
-unless an outer recording tape knows one of the step's values; then it runs the VJP as gpuad
-ops, which that tape records, so gradients of gradients work to any order.
+unless an outer recorder knows one of the step's values; then it runs the VJP as gpuad ops,
+which that recorder records, so gradients of gradients work to any order.
 """
 import contextlib
-import enum
-import inspect
-import threading
 import warnings
 
 import numpy
 
-from . import backends as _backend
-from . import numpy_memory
-from .tensor import Tensor, Variable, convert_like, next_id, wrap
-
-
-class _State(threading.local):
-    def __init__(self):
-        self.stack = []  # the recording tapes of this thread, innermost last
-
-
-_state = _State()
-_lock = threading.Lock()
-ACTIVE = 0  # recording tapes in all threads: ops skip the thread-local lookup while it is 0
-
-
-def recording_tapes():
-    """The tapes recording in this thread (empty list when none)."""
-    return _state.stack if ACTIVE else ()
-
-
-def _push(tape):
-    global ACTIVE
-    _state.stack.append(tape)
-    with _lock:
-        ACTIVE += 1
-
-
-def _pop(tape):
-    global ACTIVE
-    stack = _state.stack
-    for i in range(len(stack) - 1, -1, -1):
-        if stack[i] is tape:
-            del stack[i]
-            with _lock:
-                ACTIVE -= 1
-            return
-
-
-class Primitive:
-    """A differentiable primitive whose derivative rules are written with gpuad ops.
-
-    ``vjp_rule(g, saved, attrs, needs)`` returns one cotangent (Tensor or None) per input,
-    for the inputs flagged in ``needs``; ``g`` is a Tensor.  ``jvp_rule(tangents, saved, out,
-    attrs)`` returns the output's tangent (Tensor or None); ``tangents`` holds a Tensor or
-    None per input.  A rule with a ``batch`` parameter also takes tangents with one extra
-    leading dimension when ``batch`` is 1 (Jacobians push a whole basis through at once); other
-    rules run once per batch element.  ``saved`` and ``attrs`` are what the op recorded.
-    Being gpuad ops, the rules are recorded by any tape that watches their inputs:
-    differentiable to any order.  Without a ``jvp_rule`` forward mode uses the VJP twice.
-    """
-
-    __slots__ = ("name", "vjp_rule", "jvp_rule", "batched_jvp")
-
-    def __init__(self, name, vjp_rule, jvp_rule=None):
-        self.name, self.vjp_rule, self.jvp_rule = name, vjp_rule, jvp_rule
-        self.batched_jvp = jvp_rule is not None and \
-            "batch" in inspect.signature(jvp_rule).parameters
-
-    def vjp(self, g, saved, attrs, needs, differentiable):
-        return self.vjp_rule(as_tensor(g), saved, attrs, needs)
-
-    def jvp(self, tangents, saved, out, attrs, batch=0):
-        if self.batched_jvp:
-            return self.jvp_rule(tangents, saved, out, attrs, batch)
-        return self.jvp_rule(tangents, saved, out, attrs)
-
-    def __repr__(self):
-        return f"<gpuad primitive {self.name}>"
-
-
-def record(prim, inputs, out, saved, attrs):
-    """Record ``out = prim(*inputs)`` on every recorder that knows one of ``inputs``.
-
-    The record keeps ``out`` itself (its shape and dtype serve the JVP rules when forward
-    mode is replayed over a tape); elementwise ops call :func:`record_ids` without it.
-    """
-    if out._value.dtype.kind in "fc":
-        ids = tuple([x._id if isinstance(x, Tensor) else 0 for x in inputs])
-        if any(ids):
-            record_ids(prim, ids, out, saved, attrs, out)
-
-
-def record_ids(prim, ids, out, saved, attrs, keep=None):
-    """``record`` given the inputs' ids (0 for a constant): the ops' fast paths call this.
-
-    Tapes store ``(prim, ids, saved, attrs, keep)`` under the output's id; forward-mode
-    accumulators (:class:`gpuad.ForwardAccumulator`) compute the output's tangent now.
-    """
-    entry = None
-    for recorder in _state.stack:
-        known = recorder._ids
-        for i in ids:
-            if i in known:
-                break
-        else:
-            continue
-        if not out._id:
-            out._id = next_id()
-        if recorder._forward:
-            recorder._push_tangent(prim, ids, out, saved, attrs)
-            continue
-        if entry is None:
-            entry = (prim, ids, saved, attrs, keep)
-        recorder._records[out._id] = entry
-        known.add(out._id)
-
-
-_IDENTITY = Primitive("identity", lambda g, saved, attrs, needs: (g,),
-                      lambda tangents, saved, out, attrs, batch: tangents[0])
-
-
-def read_variable(var):
-    """A Tensor holding the variable's current value; a recorded read on active tapes.
-
-    The tape keeps this snapshot, so a later ``assign`` cannot change saved values.
-    """
-    out = wrap(var._value)
-    if ACTIVE and _state.stack:
-        for tape in _state.stack:
-            if var.trainable and not tape._forward and tape._watch_accessed:
-                tape._watch_one(var)
-        record(_IDENTITY, (var,), out, (), None)
-    return out
-
-
-def give_id(t):
-    """Give a watched tensor its id, once: two threads may watch one tensor at the same
-    time, and each tape must keep the id that the tensor ends up with."""
-    with _lock:
-        if not t._id:
-            t._id = next_id()
-    return t._id
-
-
-def as_input(x):
-    """An op's input: a Variable is read (and so recorded) while a tape records."""
-    if type(x) is Variable and ACTIVE and _state.stack:
-        return read_variable(x)
-    return x
-
-
-# ------------------------------------------------------------------------------ gradient
-
-class UnconnectedGradients(str, enum.Enum):
-    """What ``gradient`` returns for a source the target does not depend on."""
-    NONE = "none"
-    ZERO = "zero"
-
-
-def _unconnected(value):
-    """``unconnected_gradients`` as an :class:`UnconnectedGradients`, with TensorFlow's error."""
-    try:
-        return UnconnectedGradients(value)
-    except ValueError:
-        raise ValueError(f"Unknown value for unconnected_gradients: {value!r}") from None
-
-
-def _first(flat):
-    return flat[0]
-
-
-def _flatten(structure):
-    """(leaves, rebuild) for Tensors nested in lists, tuples and dicts."""
-    if isinstance(structure, Tensor):
-        return [structure], _first
-    if type(structure) in (list, tuple) and all([isinstance(s, Tensor) for s in structure]):
-        return list(structure), type(structure)
-    if isinstance(structure, dict):
-        keys = list(structure)
-        parts = [_flatten(structure[k]) for k in keys]
-        leaves = [leaf for p in parts for leaf in p[0]]
-
-        def rebuild(flat):
-            out, i = {}, 0
-            for k, (sub, sub_rebuild) in zip(keys, parts):
-                out[k] = sub_rebuild(flat[i:i + len(sub)])
-                i += len(sub)
-            return type(structure)(out) if type(structure) is not dict else out
-        return leaves, rebuild
-    if isinstance(structure, (list, tuple)):
-        parts = [_flatten(s) for s in structure]
-        leaves = [leaf for p in parts for leaf in p[0]]
-
-        def rebuild(flat):
-            out, i = [], 0
-            for sub, sub_rebuild in parts:
-                out.append(sub_rebuild(flat[i:i + len(sub)]))
-                i += len(sub)
-            return type(structure)(out) if not hasattr(structure, "_fields") \
-                else type(structure)(*out)
-        return leaves, rebuild
-    return [structure], _first
-
-
-def _as_raw(g):
-    return g._value if isinstance(g, Tensor) else g
-
-
-def as_tensor(g):
-    """A cotangent as a Tensor (raw arrays are wrapped; numpy scalars become 0-d arrays)."""
-    return g if isinstance(g, Tensor) else wrap(g)
+from . import array_ops, core, forward, numpy_memory
+from .backends import module_of
+from .forward import UnconnectedGradients, unconnected_gradients_value
+from .nest import flatten
+from .ops import add
+from .array_ops import convert_like
+from .tensor import Tensor
+from .variables import Variable
 
 
 def _add_cotangents(a, b):
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        from .ops import add
-        return add(as_tensor(a), as_tensor(b))
+        return add(core.as_tensor(a), core.as_tensor(b))
     return a + b
 
 
 def _accumulate(grads, i, gi):
-    """grads[i] += gi: in place when nothing but ``grads`` holds the old array (NumPy's own
-    temporary elision, by reference count), else a new sum."""
-    old = grads[i]
-    if type(old) is numpy.ndarray and type(gi) is numpy.ndarray and old.dtype == gi.dtype \
-            and old.nbytes >= numpy_memory.POOL_MIN_BYTES and numpy_memory.sole_view(old, 2) \
-            and old.shape == numpy.broadcast(old, gi).shape:
-        numpy.add(old, gi, out=old)
-    else:
-        grads[i] = _add_cotangents(old, gi)
-
-
-def _seen_by(tapes, g, saved):
-    """Would one of ``tapes`` record a computation on ``g`` or ``saved``?"""
-    for tape in tapes:
-        known = tape._ids
-        if isinstance(g, Tensor) and g._id in known:
-            return True
-        for s in saved:
-            if isinstance(s, Tensor) and s._id in known:
-                return True
-    return False
+    """``grads[i] += gi``: in place when nothing else can see the old array, else a new sum
+    (an outer tape may record it)."""
+    if not numpy_memory.add_into_sole(grads[i], gi, refs=2):
+        grads[i] = _add_cotangents(grads[i], gi)
 
 
 def _initial_cotangent(target, output_gradient):
     """The cotangent a target starts with: ones, or its output gradient (checked)."""
     if output_gradient is None:
         v = target._value
-        return _backend.module_of(v).ones(v.shape, v.dtype)
+        return module_of(v).ones(v.shape, v.dtype)
     g = convert_like(output_gradient, target, "GradientTape.gradient")  # a Tensor: an outer
     if g.shape != target.shape:                                          # tape may watch it
         raise ValueError(f"GradientTape.gradient: output_gradients shape {g.shape} does not "
@@ -285,7 +70,7 @@ def backward(tape, cotangents, source_ids, release=False):
     records, known = tape._records, tape._ids
     grads = dict(cotangents)
     stop = min(source_ids)
-    outer = _state.stack  # tapes still recording: they may record this backward pass
+    outer = core.recorders()  # still recording: they may record this backward pass
     with numpy.errstate(all="ignore"):  # masked-off branches of where() may compute log(0)
         for oid in reversed(list(records)):
             if oid < stop:  # records are in id order: none below the first source matters
@@ -294,7 +79,7 @@ def backward(tape, cotangents, source_ids, release=False):
             g = grads.get(oid) if oid in source_ids else grads.pop(oid, None)
             if g is None:
                 continue
-            prim, input_ids, saved, attrs, _ = entry
+            prim, input_ids, _, saved, attrs = entry[:5]  # a Record: unpacked, the fastest
             if len(input_ids) == 1:
                 if input_ids[0] not in known:
                     continue
@@ -303,7 +88,7 @@ def backward(tape, cotangents, source_ids, release=False):
                 needs = tuple([i in known for i in input_ids])
                 if True not in needs:
                     continue
-            differentiable = bool(outer) and _seen_by(outer, g, saved)
+            differentiable = bool(outer) and core.seen_by_recorders((g,) + saved)
             for i, gi in zip(input_ids, prim.vjp(g, saved, attrs, needs, differentiable)):
                 if gi is not None and i:
                     if i in grads:
@@ -370,18 +155,18 @@ class GradientTape:
         return False
 
     def _push(self):
-        _push(self)
+        core.push_recorder(self)
         self._recording = True
 
     def _pop(self):
-        _pop(self)
+        core.pop_recorder(self)
         self._recording = False
 
     def _watch_one(self, t):
         if t.dtype.kind not in "fc":  # only floating tensors are ever watched or recorded
             return
         if not t._id:
-            give_id(t)
+            core.give_id(t)
         self._ids.add(t._id)
         if isinstance(t, Variable):
             self._variables.setdefault(t._id, t)
@@ -392,7 +177,7 @@ class GradientTape:
         Watching a tensor that is not floating warns and has no effect, as TensorFlow;
         anything but a Tensor or Variable is a ValueError.
         """
-        for t in _flatten(tensor)[0]:
+        for t in flatten(tensor)[0]:
             if not isinstance(t, Tensor):  # ValueError, as TensorFlow
                 raise ValueError(f"GradientTape.watch: Passed in object {t!r:.60} of type "
                                  f"{type(t).__name__!r}, not a Tensor or Variable")
@@ -461,7 +246,7 @@ class GradientTape:
         """
         self._check_unused("gradient")
         unconnected = unconnected_gradients if unconnected_gradients is \
-            UnconnectedGradients.NONE else _unconnected(unconnected_gradients)
+            UnconnectedGradients.NONE else unconnected_gradients_value(unconnected_gradients)
         if self._recording:
             if not self._persistent:
                 self._pop()
@@ -470,7 +255,7 @@ class GradientTape:
                               "records the gradient computation on the tape itself; call it "
                               "outside the context unless you want higher-order gradients",
                               stacklevel=2)
-        targets = _flatten(target)[0]
+        targets = flatten(target)[0]
         for t in targets:
             if not isinstance(t, Tensor):
                 raise TypeError(f"GradientTape.gradient: target must be a Tensor or a list "
@@ -478,11 +263,11 @@ class GradientTape:
         if output_gradients is None:
             output_gradients = [None] * len(targets)
         else:
-            output_gradients = _flatten(output_gradients)[0]
+            output_gradients = flatten(output_gradients)[0]
             if len(output_gradients) != len(targets):
                 raise ValueError(f"GradientTape.gradient: {len(targets)} targets but "
                                  f"{len(output_gradients)} output_gradients")
-        flat_sources, rebuild = _flatten(sources)
+        flat_sources, rebuild = flatten(sources)
         result = self._gradient(targets, output_gradients, flat_sources, unconnected)
         if not self._persistent:
             self._used = True
@@ -527,15 +312,14 @@ class GradientTape:
         return self._jacobian("batch_jacobian", target, source, unconnected_gradients, True)
 
     def _jacobian(self, op, target, sources, unconnected_gradients, per_example):
-        from . import array_ops, forward
         self._check_unused(op)
         if not isinstance(target, Tensor):
             raise TypeError(f"GradientTape.{op}: target must be a Tensor, got "
                             f"{type(target).__name__}")
-        unconnected = _unconnected(unconnected_gradients)
+        unconnected = unconnected_gradients_value(unconnected_gradients)
         if self._recording and not self._persistent:
             self._pop()
-        flat, rebuild = _flatten(sources)
+        flat, rebuild = flatten(sources)
         result = []
         for s in flat:
             if not isinstance(s, Tensor):
@@ -553,7 +337,7 @@ class GradientTape:
                 result.append(array_ops.reshape(self._jacobian_rows(target, s), shape))
                 continue
             else:
-                columns = self._jacobian_columns(target, s, per_example)
+                columns = forward.jacobian_columns(self, target, s, per_example)
             if columns is None:
                 result.append(array_ops.zeros(shape, s.dtype, s.backend)
                               if unconnected is UnconnectedGradients.ZERO else None)
@@ -568,31 +352,13 @@ class GradientTape:
 
     def _jacobian_rows(self, target, source):
         """Reverse mode, once per target element: (target.size, *source.shape)."""
-        from . import array_ops
         rows = []
         eye = array_ops.eye(target.size, dtype=target.dtype, backend=target.backend)
         for k in range(target.size):
             g = backward(self, {target._id: array_ops.reshape(eye[k], target.shape)._value},
                          {source._id}).get(source._id)
-            rows.append(array_ops.zeros_like(source) if g is None else as_tensor(g))
+            rows.append(array_ops.zeros_like(source) if g is None else core.as_tensor(g))
         return array_ops.stack(rows)
-
-    def _jacobian_columns(self, target, source, per_example):
-        """Forward mode replayed with the source's basis: (n_in, *target.shape)."""
-        from . import forward
-        from .shape_ops import concat
-        chunk = max(1, (1 << 22) // max(1, target.size, source.size))
-        if chunk >= source.size and not per_example:  # one pass, the whole basis
-            return forward.replay(self, {}, 1, target._id, basis_of=source).get(target._id)
-        seeds = forward.basis(source, per_example)
-        parts = []
-        for start in range(0, seeds.shape[0], chunk):
-            t = forward.replay(self, {source._id: seeds[start:start + chunk]}, 1,
-                               target._id).get(target._id)
-            if t is None:
-                return None
-            parts.append(t)
-        return parts[0] if len(parts) == 1 else concat(parts, 0)
 
     def _gradient(self, targets, output_gradients, sources, unconnected):
         cotangents = {}
@@ -620,10 +386,9 @@ class GradientTape:
             if g is None and s._id not in source_ids and s.dtype.kind in "fc":
                 g = _cotangent_of_itself(s, targets, output_gradients)
             if g is not None:
-                result.append(as_tensor(g))
+                result.append(core.as_tensor(g))
             elif unconnected is UnconnectedGradients.ZERO:
-                from .array_ops import zeros_like
-                result.append(zeros_like(s))
+                result.append(array_ops.zeros_like(s))
             else:
                 result.append(None)
         return result

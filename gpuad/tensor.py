@@ -1,4 +1,8 @@
-"""Tensor and Variable, and conversion of Python / NumPy / CuPy data with TensorFlow's dtype rules."""
+"""Tensor, and Python / NumPy / CuPy data with TensorFlow's dtype rules.
+
+Ops are installed on Tensor by the package (operators, indexing, iteration: see
+``gpuad/__init__.py``); :func:`gpuad.convert_to_tensor` builds on the data rules here.
+"""
 import itertools
 import numbers
 
@@ -98,12 +102,6 @@ class Tensor:
             raise TypeError("len() of a 0-d Tensor")
         return self._value.shape[0]
 
-    def __iter__(self):
-        if not self._value.ndim:
-            raise TypeError("iteration over a 0-d Tensor")
-        from .array_ops import unstack
-        return iter(unstack(self))
-
     def __repr__(self):
         return (f"<gpuad.Tensor shape={self.shape} dtype={self.dtype} "
                 f"backend={self.backend} numpy={self.numpy()!r}>")
@@ -135,98 +133,9 @@ def wrap(value):
     return out
 
 
-class Variable(Tensor):
-    """A mutable tensor, as ``tf.Variable``: trainable variables are watched automatically.
-
-    Parameters
-    ----------
-    initial_value : tensor-like
-    trainable : bool
-        Watched by a ``GradientTape`` (with ``watch_accessed_variables=True``) when read.
-    name : str, optional
-    dtype : dtype, optional
-
-    Examples
-    --------
-    >>> import gpuad as ad
-    >>> v = ad.Variable(1.0)
-    >>> with ad.GradientTape() as tape:
-    ...     y = v * v * v
-    >>> float(tape.gradient(y, v))
-    3.0
-    >>> v.assign_add(1.0).numpy()
-    array(2., dtype=float32)
-    """
-
-    __slots__ = ("trainable", "name")
-
-    def __init__(self, initial_value, trainable=True, name=None, dtype=None):
-        value = convert_to_tensor(initial_value, dtype=dtype)._value
-        self._value = value.copy()  # a variable owns its buffer
-        self._id = next_id()
-        self.trainable = bool(trainable)
-        self.name = name or "Variable"
-
-    # A copy is a new variable with its own id and buffer, so tapes tell it from the original.
-    def __copy__(self):
-        return _new_variable(self._value.copy(), self.trainable, self.name)
-
-    def __deepcopy__(self, memo):
-        return self.__copy__()
-
-    def __reduce__(self):
-        return _unpickle_variable, (_backend.to_numpy(self._value), self.backend,
-                                    self.trainable, self.name)
-
-    def read_value(self):
-        """The current value as a Tensor (recorded on active tapes, as a read)."""
-        from .tape import read_variable
-        return read_variable(self)
-
-    def assign(self, value):
-        """Replace the value (same shape and dtype); returns the variable.
-
-        The old array is kept by any tape that recorded a read, so saved values stay valid.
-        """
-        new = convert_to_tensor(value, dtype=self.dtype)._value
-        if new.shape != self.shape:
-            raise ValueError(f"Variable.assign: shape {new.shape} does not match the "
-                             f"variable's shape {self.shape}")
-        if _backend.name_of(new) != self.backend:
-            raise TypeError(f"Variable.assign: value is on {_backend.name_of(new)}, the "
-                            f"variable on {self.backend}")
-        self._value = new.copy() if new is value or _backend.is_array(value) else new
-        return self
-
-    def assign_add(self, delta):
-        return self.assign(self._value + convert_to_tensor(delta, dtype=self.dtype)._value)
-
-    def assign_sub(self, delta):
-        return self.assign(self._value - convert_to_tensor(delta, dtype=self.dtype)._value)
-
-    def __repr__(self):
-        return (f"<gpuad.Variable '{self.name}' shape={self.shape} dtype={self.dtype} "
-                f"backend={self.backend} numpy={self.numpy()!r}>")
-
-
-def _new_variable(value, trainable, name):
-    """A Variable owning the backend array ``value``, with a fresh id (no conversion)."""
-    var = Variable.__new__(Variable)
-    var._value = value
-    var._id = next_id()
-    var.trainable = trainable
-    var.name = name
-    return var
-
-
 def _unpickle_tensor(value, backend):
     """A pickled Tensor's value (a NumPy array) back on its backend, unwatched."""
     return wrap(_backend.asarray(value, backend))
-
-
-def _unpickle_variable(value, backend, trainable, name):
-    """A pickled Variable, with a fresh id."""
-    return _new_variable(_backend.asarray(value, backend), trainable, name)
 
 
 # -------------------------------------------------------------------------- conversion
@@ -249,12 +158,12 @@ _KINDS_A_NUMBER_BECOMES = {numpy.bool_: "biufc", numpy.int32: "biufc", numpy.int
                            numpy.float32: "fc", numpy.complex128: "c"}
 
 
-def _contains_tensor(value):
+def contains_tensor(value):
     return isinstance(value, Tensor) or (
-        isinstance(value, (list, tuple)) and any(_contains_tensor(v) for v in value))
+        isinstance(value, (list, tuple)) and any(contains_tensor(v) for v in value))
 
 
-def _host_array(value, dtype, op):
+def host_array(value, dtype, op):
     """Python data or a numpy/cupy array -> an array, before placing it on a backend."""
     if _backend.is_array(value):
         if value.dtype.kind not in "biufc":  # object, str, bytes, void, datetime arrays
@@ -268,11 +177,11 @@ def _host_array(value, dtype, op):
             raise ValueError(f"{op}: cannot convert a ragged nested sequence to a Tensor "
                              f"(its elements have different shapes)") from None
         if array.dtype == object or array.dtype.kind in "USV":
-            bad = next((v for v in _flatten(value) if _python_dtype(v) is None
+            bad = next((v for v in nested_items(value) if _python_dtype(v) is None
                         and not _backend.is_array(v)), value)
             raise TypeError(f"{op}: cannot convert {type(bad).__name__} {bad!r:.60} "
                             f"to a Tensor")
-        if dtype is None and not any(_backend.is_array(v) for v in _flatten(value)):
+        if dtype is None and not any(_backend.is_array(v) for v in nested_items(value)):
             if array.dtype == numpy.float64:
                 array = array.astype(numpy.float32)
             elif array.dtype == numpy.int64 and array.size and (
@@ -293,24 +202,24 @@ def _host_array(value, dtype, op):
                          f"Tensor") from None
 
 
-def _flatten(value):
+def nested_items(value):
     if isinstance(value, (list, tuple)):
         for v in value:
-            yield from _flatten(v)
+            yield from nested_items(v)
     else:
         yield value
 
 
-def _dtype_of_tensors_in(value, op):
+def dtype_of_tensors_in(value, op):
     """The one dtype of the Tensors in a nested list; Tensors of two dtypes are a TypeError."""
-    dtypes = sorted({str(v.dtype) for v in _flatten(value) if isinstance(v, Tensor)})
+    dtypes = sorted({str(v.dtype) for v in nested_items(value) if isinstance(v, Tensor)})
     if len(dtypes) > 1:
         raise TypeError(f"{op}: a nested list holds Tensors of dtypes {' and '.join(dtypes)}; "
                         f"gpuad does not promote dtypes implicitly (use gpuad.cast)")
     return numpy.dtype(dtypes[0])
 
 
-def _cast_checked(array, dtype, op):
+def cast_checked(array, dtype, op):
     """Cast data to ``dtype``; float data into an integer tensor is an error, as TensorFlow."""
     dtype = numpy.dtype(dtype)
     if array.dtype == dtype:
@@ -321,69 +230,3 @@ def _cast_checked(array, dtype, op):
     if array.dtype.kind == "c" and dtype.kind == "f":
         raise TypeError(f"{op}: cannot convert complex data to a {dtype} Tensor")
     return array.astype(dtype)
-
-
-def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
-    """Convert ``value`` to a :class:`Tensor`, with TensorFlow's dtype rules.
-
-    Parameters
-    ----------
-    value : Tensor, Python scalar, nested list/tuple (may contain Tensors), numpy or cupy array
-    dtype : dtype, optional
-        The requested dtype.  Python floats default to float32, ints to int32, bools to
-        bool; numpy and cupy arrays keep their dtype.
-    backend : {"numpy", "cupy"}, optional
-        Where the data goes; defaults to the current backend (:func:`gpuad.get_backend`).
-
-    Examples
-    --------
-    >>> import gpuad as ad
-    >>> ad.convert_to_tensor(1.5).dtype, ad.convert_to_tensor(3).dtype
-    (dtype('float32'), dtype('int32'))
-    >>> import numpy as np
-    >>> ad.convert_to_tensor(np.arange(3.0)).dtype
-    dtype('float64')
-    """
-    if isinstance(value, Tensor):
-        if dtype is not None and numpy.dtype(dtype) != value.dtype:
-            raise ValueError(f"{op}: requested dtype {numpy.dtype(dtype)} for a Tensor of "
-                             f"dtype {value.dtype} (use gpuad.cast)")
-        return value
-    if isinstance(value, (list, tuple)) and _contains_tensor(value):
-        if dtype is None:  # the list's Python numbers take its Tensors' dtype, as TensorFlow
-            dtype = _dtype_of_tensors_in(value, op)
-        from .array_ops import stack
-        return stack([convert_to_tensor(v, dtype, backend, op) for v in value])
-    array = _host_array(value, dtype, op)
-    if dtype is not None:
-        array = _cast_checked(array, dtype, op)
-    name = backend or _backend.get_backend()
-    if type(array) is _backend.cupy_ndarray and name == "numpy" and backend is None:
-        name = "cupy"  # a cupy array stays on the GPU
-    return wrap(_backend.asarray(array, name))
-
-
-def constant(value, dtype=None, backend=None):
-    """Create a constant Tensor (see :func:`convert_to_tensor`); copies array data.
-
-    >>> import gpuad as ad
-    >>> ad.constant([[1, 2], [3, 4]]).dtype
-    dtype('int32')
-    """
-    tensor = convert_to_tensor(value, dtype=dtype, backend=backend, op="constant")
-    if tensor is value or (_backend.is_array(value) and tensor._value is value):
-        tensor = wrap(tensor._value.copy())
-    return tensor
-
-
-def convert_like(value, like, op):
-    """Data used in an op with Tensor ``like``: adopt its dtype and backend (as Python scalars do)."""
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, (list, tuple)) and _contains_tensor(value):
-        return convert_to_tensor(value, op=op)
-    # Python floats are made in a floating tensor's dtype directly, not rounded to float32 first
-    array = _host_array(value, like.dtype if like.dtype.kind in "fc" else None, op)
-    if type(array) is _backend.cupy_ndarray and like.backend == "numpy":
-        raise TypeError(f"{op}: a cupy array cannot be combined with a numpy-backend Tensor")
-    return wrap(_backend.asarray(_cast_checked(array, like.dtype, op), like.backend))

@@ -5,9 +5,10 @@
 """
 import numpy
 
+from .array_ops import convert_to_tensor, reduce_sum
 from .forward import ForwardAccumulator
 from .tape import GradientTape
-from .tensor import Tensor, convert_to_tensor, wrap
+from .tensor import Tensor, wrap
 
 
 def _float64_args(args):
@@ -33,7 +34,6 @@ def _reverse(f, args, weights):
 
 
 def _weighted_sum(out, weights):
-    from .array_ops import reduce_sum
     if not isinstance(out, Tensor):
         raise TypeError(f"check_gradients: f must return a Tensor, got {type(out).__name__}")
     return reduce_sum(out * convert_to_tensor(weights, dtype=out.dtype, backend=out.backend))

@@ -180,7 +180,8 @@ def _jvp_check(fn, args, tangent_mask):
         for x in xs:
             tape.watch(x)
         out = fn(*xs)
-    prim, ids, saved, attrs, _ = tape._records[out._id]
+    record = tape._records[out._id]
+    prim, ids, saved, attrs = record.primitive, record.input_ids, record.saved, record.attrs
     assert prim.jvp_rule is not None, prim
     directions = [[rng.uniform(-1, 1, a.shape) if use else None
                    for a, use in zip(args, tangent_mask)] for _ in range(2)]

@@ -137,11 +137,11 @@ def _jvp_case(name):
         return x, fn, reductions._REDUCE_PROD, (x,), ((0, 2), False)
     if name == "shift":
         fn = lambda z: reductions._shift(z, -2, -3, 1.0)  # noqa: E731
-        return x, fn, reductions._SHIFT, (), (-2, -3)
+        return x, fn, reductions._SHIFT, (), (-2, -3, 1.0)
     a = ad.constant(X[..., :3])
-    factors = reductions._spectral_factors(a.numpy())[1]
+    norms, factors = reductions._spectral_factors(a.numpy())
     if name == "spectral norm":
-        return a, reductions._spectral_norm, reductions._SPECTRAL, (a,), factors
+        return a, reductions._spectral_norm, reductions._SPECTRAL, (a,), (norms, factors)
     fn = lambda z: reductions._top_pair(z, reductions._spectral_factors(z.numpy())[1])  # noqa
     return a, fn, reductions._TOP_PAIR, (a,), factors
 

@@ -15,7 +15,7 @@ import pytest
 
 import gpuad as ad
 from gpuad import backends, table
-from gpuad import tape as tape_module
+from gpuad import core
 from op_registry import REGISTRY
 
 from test_table import entry_inputs  # noqa: E402  (inputs in each entry's domain)
@@ -27,8 +27,7 @@ W = RNG.uniform(0.5, 1.5, (4,))
 
 
 def _no_tape_is_recording():
-    return list(tape_module.recording_tapes()) == [] and tape_module._state.stack == [] \
-        and tape_module.ACTIVE == 0
+    return list(core.recorders()) == [] and core._recorders.stack == [] and core.ACTIVE == 0
 
 
 # ================================================================================ 1. memory
@@ -477,7 +476,7 @@ def test_an_exception_leaves_no_tape_recording(name, error):
         assert str(raised) == "raised inside"
     else:
         pytest.fail(f"{name}: the exception did not propagate")
-    assert _no_tape_is_recording(), f"{name}: {tape_module._state.stack} left recording"
+    assert _no_tape_is_recording(), f"{name}: {core._recorders.stack} left recording"
     _check_the_next_tape_works()
 
 

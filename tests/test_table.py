@@ -148,7 +148,7 @@ def test_fused_and_differentiable_rules_agree(name):
         pytest.skip(f"{name} has no gradient")
     values = [ad.constant(v) for v in sample(name, shapes_for(name, False), np.float32)]
     out = getattr(ad, name)(*values)
-    saved = prim.saved(tuple(values), out)
+    saved = prim.save(tuple(values), out, None)
     needs = tuple(i in diff for i in range(len(values)))
     g = ad.constant(np.random.default_rng(3).uniform(-1, 1, out.shape).astype(np.float32))
     fused = prim.vjp(g.numpy(), saved, None, needs, False)
