@@ -143,7 +143,7 @@ def reduce_sum(x, axis=None, keepdims=False):
 
 def _reshape_impl(values, attrs):
     v = values[0]
-    if type(v) is not numpy.ndarray or v.nbytes < numpy_memory.POOL_MIN_BYTES or \
+    if _backend.name_of(v) == "cupy" or v.nbytes < numpy_memory.POOL_MIN_BYTES or \
             v.flags.c_contiguous:
         return v.reshape(attrs)
     return _reshape_large(v, attrs)
@@ -251,14 +251,23 @@ def broadcast_to(x, shape):
     return bind(BROADCAST_TO, (x,), shape)
 
 
+def broadcast_axes(shape, broadcast_shape):
+    """The axes of ``broadcast_shape`` that broadcasting ``shape`` to it added or stretched:
+    the axes to sum over to go back (the adjoint of broadcasting)."""
+    lead = len(broadcast_shape) - len(shape)
+    return tuple(builtins.range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and broadcast_shape[lead + i] != 1)
+
+
 def sum_to_shape(x, shape):
-    """Sum ``x`` down to ``shape``: the adjoint of broadcasting ``shape`` to ``x.shape``."""
+    """Sum ``x`` down to ``shape``: the adjoint of broadcasting ``shape`` to ``x.shape``
+    (a Tensor, differentiable; a raw array, for the fused rules)."""
     shape = tuple(shape)
     if x.shape == shape:
         return x
-    lead = x.ndim - len(shape)
-    axes = tuple(builtins.range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+    axes = broadcast_axes(shape, x.shape)
+    if not isinstance(x, Tensor):
+        return x.sum(axis=axes).reshape(shape) if axes else x.reshape(shape)
     return reshape(reduce_sum(x, axes, keepdims=True), shape)
 
 
@@ -484,7 +493,7 @@ def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
     if dtype is not None:
         array = cast_checked(array, dtype, op)
     name = backend or _backend.get_backend()
-    if type(array) is _backend.cupy_ndarray and name == "numpy" and backend is None:
+    if _backend.name_of(array) == "cupy" and name == "numpy" and backend is None:
         name = "cupy"  # a cupy array stays on the GPU
     return wrap(_backend.asarray(array, name))
 
@@ -510,7 +519,7 @@ def convert_like(value, like, op):
         return convert_to_tensor(value, op=op)
     # Python floats are made in a floating tensor's dtype directly, not rounded to float32 first
     array = host_array(value, like.dtype if like.dtype.kind in "fc" else None, op)
-    if type(array) is _backend.cupy_ndarray and like.backend == "numpy":
+    if _backend.name_of(array) == "cupy" and like.backend == "numpy":
         raise TypeError(f"{op}: a cupy array cannot be combined with a numpy-backend Tensor")
     return wrap(_backend.asarray(cast_checked(array, like.dtype, op), like.backend))
 
@@ -595,7 +604,7 @@ _RANGE_DTYPES = tuple(numpy.dtype(t) for t in ("int32", "int64", "float16", "flo
 
 def _range_arg_dtype(op, name, value):
     """An argument's dtype as ``tf.range`` infers it: a Python float is float32, an int int32."""
-    if isinstance(value, (Tensor, numpy.generic, numpy.ndarray)):
+    if isinstance(value, Tensor) or _backend.is_array(value):
         dtype = value.dtype
     elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
         dtype = numpy.dtype(numpy.int32)

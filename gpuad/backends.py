@@ -94,7 +94,9 @@ def _default_from_env():
 
 _default_from_env()
 
-ndarray = numpy.ndarray
+# The array types of the two backends: the one place other modules learn them from (the ops'
+# fast paths compare types with ``is``, the cheapest test there is).
+numpy_ndarray = numpy.ndarray
 
 
 class _NoCupyArray:  # stands in for cupy.ndarray when cupy is absent: nothing is one

@@ -22,7 +22,7 @@ import typing
 
 import numpy
 
-from .backends import cupy_ndarray
+from .backends import name_of
 from .tensor import Tensor, next_id, wrap
 
 
@@ -300,8 +300,12 @@ def record(primitive, inputs, out, attrs, saved=None):
                    inputs, out, attrs, saved)
 
 
+_new_tuple = tuple.__new__
+
+
 def record_ids(primitive, ids, inputs, out, attrs, saved=None):
-    """:func:`record` given the inputs' ids (0 for a constant), for the ops' fast paths."""
+    """:func:`record` given the inputs' ids (0 for a constant), for the ops' fast paths
+    (which pass ``saved``, and no ``inputs``)."""
     entry = None
     for recorder in _recorders.stack:
         known = recorder._ids
@@ -317,11 +321,10 @@ def record_ids(primitive, ids, inputs, out, attrs, saved=None):
         if recorder._forward:
             recorder._push_tangent(primitive, ids, out, saved, attrs)
             continue
-        if entry is None:  # tuple.__new__: a NamedTuple's own __new__ is a Python call
+        if entry is None:  # _new_tuple: a NamedTuple's own __new__ is a Python call
             v = out._value
-            entry = tuple.__new__(Record, (primitive, ids, out._id, saved, attrs, v.shape,
-                                           v.dtype, "cupy" if type(v) is cupy_ndarray
-                                           else "numpy"))
+            entry = _new_tuple(Record, (primitive, ids, out._id, saved, attrs, v.shape, v.dtype,
+                                        name_of(v)))
         recorder._records[out._id] = entry
         known.add(out._id)
 

@@ -43,28 +43,41 @@ def _check_returned(value, f):
                          f"to return a value from {getattr(f, '__name__', f)}?")
 
 
+def _watched_call(op, f, args, positions, persistent=False, integers_allowed=False):
+    """Run ``f(*args)`` on a fresh tape that watches the arguments at ``positions``, converted
+    to Tensors; returns ``(tape, f's value, the watched Tensors)``.  A non-floating argument
+    is a TypeError (JAX's rule) unless ``integers_allowed`` (then it is not watched)."""
+    args = list(args)
+    seen = set()
+    for i in positions:
+        t = convert_to_tensor(args[i], op=op)
+        if t.dtype.kind not in "fc" and not integers_allowed:
+            raise TypeError(f"{op}: argument {i} has dtype {t.dtype}; only floating arguments "
+                            f"can be differentiated")
+        if id(t) in seen:  # the same tensor twice gets two separate derivatives
+            t = identity(t)
+        seen.add(id(t))
+        args[i] = t
+    tape = GradientTape(persistent=persistent)
+    with tape:
+        for i in positions:
+            if args[i].dtype.kind in "fc":
+                tape.watch(args[i])
+        out = f(*args)
+    return tape, out, [args[i] for i in positions]
+
+
 def _value_and_gradients(f, params, args, kwargs):
     dy = kwargs.pop("dy", None)
     if kwargs:
         raise ValueError("gradients_function: the function to differentiate cannot take "
                          f"keyword arguments (got {sorted(kwargs)})")
     positions = _param_positions(f, params, len(args))
-    args = list(args)
-    seen = set()
-    for i in positions:
-        t = convert_to_tensor(args[i], op="gradients_function")
-        if id(t) in seen:  # the same tensor twice gets two separate gradients
-            t = identity(t)
-        seen.add(id(t))
-        args[i] = t
-    with GradientTape() as tape:
-        for i in positions:
-            if args[i].dtype.kind in "fc":
-                tape._watch_one(args[i])
-        value = f(*args)
+    # TensorFlow 1's: an integer argument is not watched (its gradient is None), no error
+    tape, value, sources = _watched_call("gradients_function", f, args, positions,
+                                         integers_allowed=True)
     _check_returned(value, f)
-    grads = tape.gradient(value, [args[i] for i in positions], output_gradients=dy)
-    return value, grads
+    return value, tape.gradient(value, sources, output_gradients=dy)
 
 
 def value_and_gradients_function(f, params=None):
@@ -148,27 +161,6 @@ def _argnums(op, argnums, nargs):
         if not isinstance(p, int) or not -nargs <= p < nargs:
             raise ValueError(f"{op}: argnums {argnums!r} is out of range for {nargs} arguments")
     return single, tuple(p % nargs for p in positions)
-
-
-def _watched_call(op, f, args, positions, persistent=False):
-    """Run ``f(*args)`` on a fresh tape that watches the arguments at ``positions``."""
-    args = list(args)
-    seen = set()
-    for i in positions:
-        t = convert_to_tensor(args[i], op=op)
-        if t.dtype.kind != "f":
-            raise TypeError(f"{op}: argument {i} has dtype {t.dtype}; only floating arguments "
-                            f"can be differentiated")
-        if id(t) in seen:  # the same tensor twice gets two separate derivatives
-            t = identity(t)
-        seen.add(id(t))
-        args[i] = t
-    tape = GradientTape(persistent=persistent)
-    with tape:
-        for i in positions:
-            tape.watch(args[i])
-        out = f(*args)
-    return tape, out, [args[i] for i in positions]
 
 
 def value_and_grad(f, argnums=0):

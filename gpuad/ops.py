@@ -17,12 +17,11 @@ from . import table as _table
 from .array_ops import (broadcast_to, convert_like, convert_to_tensor, expand_batched,
                         same_backend, sum_to_shape, tensor_arg, zeros_like)
 from .backends import cupy_ndarray
+from .backends import numpy_ndarray as ndarray
 from .numpy_memory import into as _into
-from .tensor import Tensor, cast_checked, ndarray, wrap
+from .tensor import Tensor, cast_checked, wrap
 from .variables import Variable
 
-_ELLIPSIS = ...  # ufunc(..., out=...) returns a 0-d array instead of a NumPy scalar
-_FLOAT_KINDS = "f"
 _INT_OK = {"negative", "abs", "sign", "square", "add", "subtract", "multiply", "divide", "pow",
            "clip_by_value", "squared_difference",
            "maximum", "minimum", "where", "relu", "floordiv", "mod", "floor", "ceil", "round"}
@@ -117,7 +116,7 @@ def _erf(x, out=None):
         erfc = xp.exp(-t * t) * xp.exp(-(yy - t) * (yy + t)) * tail
         result[mask] = xp.copysign(0.5 - erfc + 0.5, v[mask])
     result = result.astype(x.dtype if x.dtype.kind == "f" else numpy.float64, copy=False)
-    if out is None or out is _ELLIPSIS:
+    if out is None or out is ...:  # out=... asks for a 0-d array, not a NumPy scalar
         return result
     out[...] = result
     return out
@@ -356,7 +355,7 @@ class Elementwise(core.Primitive):
             raw = g._value if type(g) is Tensor else g
             grads = (in_place if raw.nbytes >= _POOL_MIN_BYTES else plain)(g, *saved)
         if shapes is not None:
-            grads = [_raw_sum_to_shape(gi, s) if gi is not None and s is not None else gi
+            grads = [sum_to_shape(gi, s) if gi is not None and s is not None else gi
                      for gi, s in zip(grads, shapes)]
         return grads
 
@@ -368,16 +367,6 @@ def _with_literal_type(source, name):
         return source
     return source.replace("):\n", f"):\n    T = {name}.dtype.type\n" if name else
                           "):\n    T = float\n", 1)
-
-
-def _raw_sum_to_shape(value, shape):
-    """Sum a raw array down to ``shape`` (the inverse of broadcasting)."""
-    if value.shape == shape:
-        return value
-    lead = value.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
-                                      if n == 1 and value.shape[lead + i] != 1)
-    return value.sum(axis=axes).reshape(shape) if axes else value.reshape(shape)
 
 
 def _broadcast_shapes(inputs, shape):
@@ -433,7 +422,7 @@ def _call_elementwise(prim, args):
         if n in entry.ctypes and t.dtype != numpy.dtype(entry.ctypes[n]):
             raise TypeError(f"{prim.name}: {n} must be {entry.ctypes[n]}, got {t.dtype}")
     dtype = like.dtype
-    if dtype.kind not in _FLOAT_KINDS and not (prim.name in _INT_OK and dtype.kind in "iub"):
+    if dtype.kind != "f" and not (prim.name in _INT_OK and dtype.kind in "iub"):
         _dtype_error(prim, dtype)
     values = [t._value if isinstance(t, Tensor) else t for t in inputs]
     try:
@@ -471,7 +460,7 @@ def _make_unary(prim):
                     raise core.out_of_memory(prim.name, error) from None
                 out._id = 0
                 if x._id and differentiable and core.ACTIVE:  # the cheapest test first
-                    record_ids(prim, (x._id,), (x,), out, None, save(x, out))
+                    record_ids(prim, (x._id,), None, out, None, save(x, out))
                 return out
             if type(v) is cupy_ndarray and v.dtype in _FLOATS:  # one fused kernel
                 try:
@@ -479,7 +468,7 @@ def _make_unary(prim):
                 except MemoryError as error:
                     raise core.out_of_memory(prim.name, error) from None
                 if core.ACTIVE and x._id and differentiable:
-                    record_ids(prim, (x._id,), (x,), out, None, save(x, out))
+                    record_ids(prim, (x._id,), None, out, None, save(x, out))
                 return out
         if type(x) is Variable and not core.OBSERVING:
             return op(_read(x))
@@ -566,15 +555,15 @@ def _make_binary(prim):
             if tx is not Tensor:
                 if y._id:
                     x = value.dtype.type(x)
-                    record_ids(prim, (0, y._id), (x, y), out,
+                    record_ids(prim, (0, y._id), None, out,
                                None if yv.shape == shape else (None, yv.shape), save(x, y, out))
             elif ty is not Tensor:
                 if x._id:
                     y = value.dtype.type(y)
-                    record_ids(prim, (x._id, 0), (x, y), out,
+                    record_ids(prim, (x._id, 0), None, out,
                                None if xv.shape == shape else (xv.shape, None), save(x, y, out))
             elif x._id or y._id:
-                record_ids(prim, (x._id, y._id), (x, y), out, None if xv.shape == shape and
+                record_ids(prim, (x._id, y._id), None, out, None if xv.shape == shape and
                            yv.shape == shape else (xv.shape, yv.shape), save(x, y, out))
         return out
     return op

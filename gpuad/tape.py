@@ -79,7 +79,7 @@ def backward(tape, cotangents, source_ids, release=False):
             g = grads.get(oid) if oid in source_ids else grads.pop(oid, None)
             if g is None:
                 continue
-            prim, input_ids, _, saved, attrs = entry[:5]  # a Record: unpacked, the fastest
+            prim, input_ids, _, saved, attrs, _, _, _ = entry  # a Record, unpacked: fastest
             if len(input_ids) == 1:
                 if input_ids[0] not in known:
                     continue

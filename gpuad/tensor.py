@@ -9,8 +9,8 @@ import numbers
 import numpy
 
 from . import backends as _backend
+from .backends import cupy_ndarray, numpy_ndarray
 
-ndarray = numpy.ndarray
 next_id = itertools.count(1).__next__  # tensor ids: unique, increasing (0 = never watched)
 
 
@@ -127,7 +127,7 @@ def wrap(value):
     is the cheapest object Python can make, and ops make one per call.
     """
     out = Tensor()
-    out._value = value if type(value) is ndarray or type(value) is _backend.cupy_ndarray \
+    out._value = value if type(value) is numpy_ndarray or type(value) is cupy_ndarray \
         else numpy.asarray(value)
     out._id = 0
     return out
