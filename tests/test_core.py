@@ -168,12 +168,14 @@ def test_record_ids_are_in_topological_order(observed):
                 d = ad.exp(c)[1] + ad.reduce_sum(ad.transpose(h) / 2.0)
                 e = ad.tanh(x) * ad.reshape(c, (3, 1))[:, :1]  # broadcast, x reused
                 y = d + ad.reduce_mean(e) + ad.reduce_sum(v * v)  # v read again
+            held = {t._id: t for t in (h, a, b, c, d, e, y)}
+            _check_records(inner, {**held, **outputs})  # before reverse mode walks it
             dx, dv = inner.gradient(y, [x, v])            # recorded by outer
             z = ad.reduce_sum(dx * dx) + ad.reduce_sum(ad.sqrt(dv * dv + 1.0)) + y
         gx, gv = outer.gradient(z, [x, v])
     assert gx is not None and gv is not None and gx.shape == x.shape and gv.shape == v.shape
 
-    held = {t._id: t for t in (h, a, b, c, d, e, y, dx, dv, z)}
+    held.update((t._id, t) for t in (dx, dv, z))
     for t in (h, a, b, c, d, e, y):
         assert t._id in inner._records and t._id in outer._records
     for t in (dx, dv, z):  # the backward pass of the inner tape: on the outer tape only
