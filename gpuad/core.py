@@ -22,7 +22,7 @@ import typing
 
 import numpy
 
-from .backends import name_of
+from .backends import cupy_ndarray
 from .tensor import Tensor, next_id, wrap
 
 
@@ -324,7 +324,7 @@ def record_ids(primitive, ids, inputs, out, attrs, saved=None):
         if entry is None:  # _new_tuple: a NamedTuple's own __new__ is a Python call
             v = out._value
             entry = _new_tuple(Record, (primitive, ids, out._id, saved, attrs, v.shape, v.dtype,
-                                        name_of(v)))
+                                        "cupy" if type(v) is cupy_ndarray else "numpy"))
         recorder._records[out._id] = entry
         known.add(out._id)
 

@@ -351,7 +351,7 @@ class Elementwise(core.Primitive):
         if type(g) is cupy_ndarray or type(g) is Tensor and type(g._value) is cupy_ndarray:
             grads = self._cuda_vjp(needs, core.raw(g), [core.raw(s) for s in saved])
         else:  # the rendered expression with NumPy's ufuncs
-            plain, in_place = self._numpy_rules_for(needs)
+            plain, in_place = self._numpy_rules.get(needs) or self._numpy_rules_for(needs)
             raw = g._value if type(g) is Tensor else g
             grads = (in_place if raw.nbytes >= _POOL_MIN_BYTES else plain)(g, *saved)
         if shapes is not None:
@@ -443,7 +443,8 @@ def _read(variable):
 
 def _make_unary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
-    record_ids, save, differentiable = core.record_ids, prim.save_values, prim.differentiable
+    record_ids, differentiable = core.record_ids, prim.differentiable
+    saves_x, saves_out = "x" in prim.entry.saves, "out" in prim.entry.saves  # x before out
     pool_min = _POOL_MIN_BYTES
 
     def op(x):
@@ -460,7 +461,8 @@ def _make_unary(prim):
                     raise core.out_of_memory(prim.name, error) from None
                 out._id = 0
                 if x._id and differentiable and core.ACTIVE:  # the cheapest test first
-                    record_ids(prim, (x._id,), None, out, None, save(x, out))
+                    record_ids(prim, (x._id,), None, out, None, (x, out) if saves_out and saves_x
+                               else (out,) if saves_out else (x,) if saves_x else ())
                 return out
             if type(v) is cupy_ndarray and v.dtype in _FLOATS:  # one fused kernel
                 try:
@@ -468,7 +470,8 @@ def _make_unary(prim):
                 except MemoryError as error:
                     raise core.out_of_memory(prim.name, error) from None
                 if core.ACTIVE and x._id and differentiable:
-                    record_ids(prim, (x._id,), None, out, None, save(x, out))
+                    record_ids(prim, (x._id,), None, out, None, (x, out) if saves_out and saves_x
+                               else (out,) if saves_out else (x,) if saves_x else ())
                 return out
         if type(x) is Variable and not core.OBSERVING:
             return op(_read(x))
@@ -498,6 +501,7 @@ def _binary_out(xv, yv):
 def _make_binary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
     record_ids, save, differentiable = core.record_ids, prim.save_values, prim.differentiable
+    saves_first, saves_second = [n in prim.entry.saves for n in prim.entry.inputs]
     pool_min = _POOL_MIN_BYTES
 
     def op(x, y):
@@ -549,17 +553,19 @@ def _make_binary(prim):
         out._value = value
         out._id = 0
         if core.ACTIVE and differentiable:
-            # a Python number operand is saved as a scalar of the tensor's dtype (so the
-            # rules of 2.0 ** x stay float32)
+            # a Python number operand that is saved becomes a scalar of the tensor's dtype
+            # (so the rules of 2.0 ** x stay float32)
             shape = value.shape
             if tx is not Tensor:
                 if y._id:
-                    x = value.dtype.type(x)
+                    if saves_first:
+                        x = value.dtype.type(x)
                     record_ids(prim, (0, y._id), None, out,
                                None if yv.shape == shape else (None, yv.shape), save(x, y, out))
             elif ty is not Tensor:
                 if x._id:
-                    y = value.dtype.type(y)
+                    if saves_second:
+                        y = value.dtype.type(y)
                     record_ids(prim, (x._id, 0), None, out,
                                None if xv.shape == shape else (xv.shape, None), save(x, y, out))
             elif x._id or y._id:
