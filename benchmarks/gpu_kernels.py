@@ -35,7 +35,8 @@ def main(out=sys.stdout):
     with ad.GradientTape(persistent=True) as tape:
         tape.watch(x)
         y = ad.reduce_sum(ad.sin(x) ** 2 * ad.exp(-x * x))
-    for oid, (prim, ids, saved, attrs, _) in tape._records.items():
+    for record in tape._records.values():
+        prim, ids, saved, attrs = record.primitive, record.input_ids, record.saved, record.attrs
         if not hasattr(prim, "entry"):
             continue  # reductions and shapes: views or CuPy's own kernels
         needs = tuple(i in tape._ids for i in ids)
