@@ -8,14 +8,15 @@ broadcasting -- so they sit below them.  Every op runs through :func:`gpuad.core
 """
 import builtins
 import numbers
+import typing
 
 import numpy
 
 from . import backends as _backend
 from . import core, numpy_memory
 from .core import Primitive, bind
-from .tensor import (Tensor, cast_checked, contains_tensor, dtype_of_tensors_in, host_array,
-                     wrap)
+from .tensor import (Tensor, cast_checked, concrete_value, contains_tensor, dtype_of_tensors_in,
+                     host_array, wrap)
 
 
 # ------------------------------------------------------------------------- arguments
@@ -297,15 +298,40 @@ def cast(x, dtype):
 
 # ---------------------------------------------------------------------------------- indexing
 
-def _index_key(key, x):
-    """A key with Tensors replaced by raw arrays on ``x``'s backend."""
-    def raw(k):
+class IndexInput(typing.NamedTuple):
+    """In a getitem key's template: the integer index Tensor that is input ``position`` of
+    the primitive (after the indexed tensor), so that a compiled function replays the op
+    with each call's indices."""
+    position: int
+
+
+def _split_key(key, x):
+    """``(template, index tensors)`` of a getitem key: integer Tensors on ``x``'s backend
+    become inputs; lists and boolean masks become arrays (a mask fixes the result's shape,
+    so its values are read now)."""
+    tensors = []
+
+    def item(k):
+        if isinstance(k, Tensor) and k.dtype != numpy.bool_ and k.backend == x.backend:
+            tensors.append(k)
+            return IndexInput(len(tensors) - 1)
         if isinstance(k, Tensor):
-            return _backend.asarray(k._value, x.backend)
+            return _backend.asarray(concrete_value(k, "a boolean mask or an index from "
+                                                   "another backend"), x.backend)
         if isinstance(k, list):  # an empty list is an empty integer index, as NumPy
             return _backend.asarray(numpy.asarray(k, dtype=None if k else numpy.intp), x.backend)
         return k
-    return tuple(raw(k) for k in key) if isinstance(key, tuple) else raw(key)
+    template = tuple(item(k) for k in key) if isinstance(key, tuple) else item(key)
+    return template, tuple(tensors)
+
+
+def fill_key(template, indices):
+    """The key of ``template`` with index input ``k`` replaced by ``indices[k]``."""
+    if type(template) is IndexInput:
+        return indices[template.position]
+    if type(template) is tuple and any(type(k) is IndexInput for k in template):
+        return tuple(indices[k.position] if type(k) is IndexInput else k for k in template)
+    return template
 
 
 def _is_basic(key):
@@ -337,24 +363,26 @@ def _swap_leading(x, first, second):
     return transpose(x, perm + tuple(builtins.range(first + second, x.ndim)))
 
 
+def _separated_ndim(template, indices):
+    """:func:`_separated_advanced_ndim` of a template filled with index Tensors' arrays."""
+    return _separated_advanced_ndim(fill_key(template, [t._value for t in indices]))
+
+
 def _getitem_jvp(tangents, saved, out, attrs, batch):
     # separated advanced indices put their dimensions before the batch: move it back first
-    t = getitem(tangents[0], batch_key(attrs[0], batch))
-    return _swap_leading(t, _separated_advanced_ndim(attrs[0]), batch)
+    t = getitem(tangents[0], batch_key(fill_key(attrs[0], saved), batch))
+    return _swap_leading(t, _separated_ndim(attrs[0], saved), batch)
 
 
 def _scatter_add_jvp(tangents, saved, out, attrs, batch):
-    t = _swap_leading(tangents[0], batch, _separated_advanced_ndim(attrs[0]))
-    return _scatter_add(t, batch_key(attrs[0], batch), tangents[0].shape[:batch] + out.shape)
-
-
-def _getitem_impl(values, attrs):
-    return values[0][attrs[0]]
+    t = _swap_leading(tangents[0], batch, _separated_ndim(attrs[0], saved))
+    return _scatter_add(t, batch_key(fill_key(attrs[0], saved), batch),
+                        tangents[0].shape[:batch] + out.shape)
 
 
 def _scatter_add_impl(values, attrs):
-    key, shape = attrs
-    g = values[0]
+    template, shape = attrs
+    g, key = values[0], fill_key(template, values[1:])
     value = _backend.module_of(g).zeros(shape, g.dtype)
     if _is_basic(key):
         value[key] = g
@@ -363,12 +391,19 @@ def _scatter_add_impl(values, attrs):
     return value
 
 
-# attrs: (key, the other side's shape)
-GETITEM = Primitive("getitem", _getitem_impl,
-                    lambda g, saved, attrs, needs: (_scatter_add(g, *attrs),), _getitem_jvp)
+def _save_indices(inputs, out, attrs):
+    return tuple(inputs[1:])
+
+
+# inputs: (the tensor, its integer index Tensors); attrs: (key template, the other side's
+# shape); the records keep the index Tensors
+GETITEM = Primitive("getitem", lambda values, attrs: values[0][fill_key(attrs[0], values[1:])],
+                    lambda g, saved, attrs, needs: (_scatter_add(g, fill_key(attrs[0], saved),
+                                                                 attrs[1]),) + (None,) * len(saved),
+                    _getitem_jvp, save=_save_indices)
 SCATTER_ADD = Primitive("scatter_add", _scatter_add_impl,
-                        lambda g, saved, attrs, needs: (getitem(g, attrs[0]),),
-                        _scatter_add_jvp)
+                        lambda g, saved, attrs, needs: (getitem(g, fill_key(attrs[0], saved)),) +
+                        (None,) * len(saved), _scatter_add_jvp, save=_save_indices)
 
 
 def getitem(x, key):
@@ -380,16 +415,18 @@ def getitem(x, key):
     array([2., 4.], dtype=float32)
     """
     x = tensor_arg(x, "getitem")
-    key = _index_key(key, x)
+    template, indices = _split_key(key, x)
     try:
-        return bind(GETITEM, (x,), (key, x.shape))
+        return bind(GETITEM, (x,) + indices, (template, x.shape))
     except IndexError as error:
         raise IndexError(f"getitem: {error} (tensor shape {x.shape})") from None
 
 
 def _scatter_add(g, key, shape):
-    """zeros(shape) with ``g`` added at ``key`` (repeated indices accumulate)."""
-    return bind(SCATTER_ADD, (g,), (key, shape))
+    """zeros(shape) with ``g`` added at ``key`` (repeated indices accumulate; Tensors in
+    ``key`` are inputs, as getitem's)."""
+    template, indices = _split_key(key, g)
+    return bind(SCATTER_ADD, (g,) + indices, (template, shape))
 
 
 def _stack_jvp(tangents, saved, out, attrs, batch):

@@ -314,16 +314,16 @@ def gather(params, indices, axis=0, batch_dims=0):
         raise ValueError(f"gather: batch_dims={batch_dims} must be <= axis ({axis}) and <= "
                          f"the rank of indices, and the batch dimensions must agree: params "
                          f"shape {x.shape}, indices shape {idx.shape}")
-    n = x.shape[axis]
-    if idx.size and (int(idx._value.min()) < 0 or int(idx._value.max()) >= n):
+    n, values = x.shape[axis], idx._value  # checked now (a compiled function: when traced)
+    if idx.size and (int(values.min()) < 0 or int(values.max()) >= n):
         raise IndexError(f"gather: indices must be in [0, {n}) for axis {axis} of params of "
-                         f"shape {x.shape}; got values in [{int(idx._value.min())}, "
-                         f"{int(idx._value.max())}]")
+                         f"shape {x.shape}; got values in [{int(values.min())}, "
+                         f"{int(values.max())}]")
     xp = _backend.module_of(x._value)
     # batch dimension d is indexed by arange(B_d), broadcast against the indices
     batch = tuple(xp.arange(x.shape[d]).reshape((-1,) + (1,) * (idx.ndim - d - 1))
                   for d in builtins.range(b))
-    out = getitem(x, batch + (slice(None),) * (axis - b) + (idx._value,))
+    out = getitem(x, batch + (slice(None),) * (axis - b) + (idx,))
     if b == 0 or axis == b:
         return out
     # NumPy puts index arrays separated by slices first: move params.shape[b:axis] before them
@@ -356,4 +356,4 @@ def boolean_mask(tensor, mask, axis=0):
     if x.shape[axis:axis + m.ndim] != m.shape:
         raise ValueError(f"boolean_mask: mask of shape {m.shape} does not match the shape "
                          f"{x.shape[axis:axis + m.ndim]} of tensor {x.shape} at axis {axis}")
-    return getitem(x, (slice(None),) * axis + (m._value,))
+    return getitem(x, (slice(None),) * axis + (m,))

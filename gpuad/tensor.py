@@ -64,7 +64,7 @@ class Tensor:
 
     def numpy(self):
         """A NumPy array with the tensor's value (a host copy on the CuPy backend)."""
-        return _backend.to_numpy(self._value)
+        return _backend.to_numpy(concrete_value(self, "Tensor.numpy()"))
 
     def to(self, name):
         """A copy of this tensor on backend ``name`` (``"numpy"`` or ``"cupy"``)."""
@@ -79,7 +79,7 @@ class Tensor:
         if self._value.size != 1:
             raise TypeError(f"{kind}(): only a Tensor of one element converts to a Python "
                             f"scalar; this one has shape {self.shape}")
-        return self.numpy().reshape(()).item()
+        return _backend.to_numpy(concrete_value(self, f"{kind}()")).reshape(()).item()
 
     def __float__(self):
         return float(self._scalar("float"))
@@ -103,10 +103,15 @@ class Tensor:
         return self._value.shape[0]
 
     def __repr__(self):
+        if _traced(self):
+            return (f"<gpuad.Tensor shape={self.shape} dtype={self.dtype} "
+                    f"backend={self.backend} (traced by gpuad.function: no value yet)>")
         return (f"<gpuad.Tensor shape={self.shape} dtype={self.dtype} "
                 f"backend={self.backend} numpy={self.numpy()!r}>")
 
     def __str__(self):
+        if _traced(self):
+            return f"gpuad.Tensor(<traced>, shape={self.shape}, dtype={self.dtype})"
         return f"gpuad.Tensor({self.numpy()}, shape={self.shape}, dtype={self.dtype})"
 
     # A copy is a new tensor that no tape knows (id 0); the default copy would keep the id.
@@ -118,6 +123,28 @@ class Tensor:
 
     def __reduce__(self):
         return _unpickle_tensor, (_backend.to_numpy(self._value), self.backend)
+
+
+# Checks run before a Tensor's value becomes Python or NumPy data: gpuad.function's tracer
+# puts one here while it traces (a value computed from a call's inputs is not known at trace
+# time), each ``check(tensor, what)`` raising for the tensors it traces.  Empty otherwise.
+value_read_checks = []
+
+
+def concrete_value(t, what):
+    """``t``'s raw array, for code that turns it into Python or NumPy data (``what`` names
+    the use in the error a tracer raises for a traced tensor)."""
+    for check in value_read_checks:
+        check(t, what)
+    return t._value
+
+
+def _traced(t):
+    try:
+        concrete_value(t, "repr")
+    except Exception:  # a tracer's error: print the tensor without its value
+        return True
+    return False
 
 
 def wrap(value):
