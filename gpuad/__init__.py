@@ -14,6 +14,7 @@ from .array_ops import (broadcast_to, cast, constant, convert_to_tensor, eye, fi
                         stop_gradient, transpose, unstack, zeros, zeros_like)
 from .backends import backend, get_backend, set_backend
 from .forward import ForwardAccumulator, UnconnectedGradients
+from .function import Function, TraceError, function
 from .functional import (custom_gradient, grad, gradients_function, hessian, implicit_gradients,
                          implicit_value_and_gradients, jacobian, jvp, value_and_grad,
                          value_and_gradients_function, vjp)

@@ -208,6 +208,12 @@ def observing(function):
             OBSERVING -= 1
 
 
+def observed():
+    """Does an observer see this thread's binds?  Then every op must run through bind, the
+    backward steps included (no fused raw-array rules: an observer would not see them)."""
+    return bool(OBSERVING and _observers.functions)
+
+
 def out_of_memory(op, error, shape=None, dtype=None):
     """A MemoryError naming ``op`` and the bytes it asked for, from an allocator's error
     (NumPy's gives the shape and dtype, CuPy's the bytes; neither names the op).  One that

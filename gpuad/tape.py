@@ -88,7 +88,8 @@ def backward(tape, cotangents, source_ids, release=False):
                 needs = tuple([i in known for i in input_ids])
                 if True not in needs:
                     continue
-            differentiable = bool(outer) and core.seen_by_recorders((g,) + saved)
+            differentiable = bool(outer) and core.seen_by_recorders((g,) + saved) or \
+                core.observed()
             for i, gi in zip(input_ids, prim.vjp(g, saved, attrs, needs, differentiable)):
                 if gi is not None and i:
                     if i in grads:

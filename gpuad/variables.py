@@ -1,7 +1,7 @@
 """Variables: mutable tensors, whose reads the recorders see (``tf.Variable``)."""
 from . import backends as _backend
 from . import core
-from .array_ops import convert_to_tensor
+from .array_ops import constant, convert_to_tensor
 from .tensor import Tensor, next_id
 
 
@@ -57,21 +57,27 @@ class Variable(Tensor):
 
         The old array is kept by any tape that recorded a read, so saved values stay valid.
         """
-        new = convert_to_tensor(value, dtype=self.dtype)._value
-        if new.shape != self.shape:
-            raise ValueError(f"Variable.assign: shape {new.shape} does not match the "
-                             f"variable's shape {self.shape}")
-        if _backend.name_of(new) != self.backend:
-            raise TypeError(f"Variable.assign: value is on {_backend.name_of(new)}, the "
-                            f"variable on {self.backend}")
-        self._value = new.copy() if new is value or _backend.is_array(value) else new
-        return self
+        return self._update(value, None, "Variable.assign")
 
     def assign_add(self, delta):
-        return self.assign(self._value + convert_to_tensor(delta, dtype=self.dtype)._value)
+        """Add ``delta`` to the value; returns the variable."""
+        return self._update(delta, "add", "Variable.assign_add")
 
     def assign_sub(self, delta):
-        return self.assign(self._value - convert_to_tensor(delta, dtype=self.dtype)._value)
+        """Subtract ``delta`` from the value; returns the variable."""
+        return self._update(delta, "subtract", "Variable.assign_sub")
+
+    def _update(self, value, how, op):
+        # a user's array is copied (they may change it); a Tensor's is immutable, kept as is
+        new = constant(value, dtype=self.dtype) if _backend.is_array(value) else \
+            convert_to_tensor(value, dtype=self.dtype, op=op)
+        if new.shape != self.shape:
+            raise ValueError(f"{op}: shape {new.shape} does not match the variable's shape "
+                             f"{self.shape}")
+        if new.backend != self.backend:
+            raise TypeError(f"{op}: value is on {new.backend}, the variable on {self.backend}")
+        self._value = core.bind(ASSIGN, (self, new), how)._value
+        return self
 
     def __repr__(self):
         return (f"<gpuad.Variable '{self.name}' shape={self.shape} dtype={self.dtype} "
@@ -113,3 +119,16 @@ def read_variable(var):
             if var.trainable and not recorder._forward and recorder._watch_accessed:
                 recorder._watch_one(var)
     return core.bind(READ_VARIABLE, (var,))
+
+
+def _assign_impl(values, how):
+    old, new = values
+    if how is None:
+        return new
+    return _backend.module_of(old).add(old, new) if how == "add" else \
+        _backend.module_of(old).subtract(old, new)
+
+
+# inputs: (the variable, the value); attrs: None, "add" or "subtract".  Not differentiable (as
+# TensorFlow's assign); a tracer (gpuad.function) sees the variable's new value here.
+ASSIGN = core.Primitive("assign", _assign_impl)

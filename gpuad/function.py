@@ -1,0 +1,410 @@
+"""``gpuad.function``: trace a step once per input signature, then replay it.
+
+The first call with a new signature runs ``f`` eagerly while a tracer observes every
+:func:`gpuad.core.bind` of this thread: the trace is the list of primitives applied, with
+where each input came from (an argument, a Variable, a constant, an earlier op) -- forward
+ops and, since tracing makes every backward step run as ops, the backward ops of any
+``GradientTape`` inside ``f``.  That call's result is the eager result.  Later calls with the
+same signature replay the trace on raw arrays (:class:`ConcreteFunction`): no Tensors, no
+records, no dispatch, dead values dropped and repeated ones computed once.
+
+The signature: the backend, the structure of the arguments, each Tensor's shape and dtype,
+the value of every other argument (a Python number retraces per value, as TensorFlow), and
+the shapes and dtypes of the Variables the trace read.  Python code runs only while tracing:
+its side effects happen once per trace, and a value that depends on an input cannot become
+Python data then (``float(x)``, ``if x > 0:``, ``x.numpy()``): that raises
+:class:`TraceError`.
+"""
+import functools
+import inspect
+import threading
+import warnings
+
+import numpy
+
+from . import backends, core, nest, numpy_memory
+from .array_ops import convert_to_tensor
+from .tensor import Tensor, value_read_checks, wrap
+from .variables import ASSIGN, Variable
+
+RETRACE_WARNING_AFTER = 5  # traces of one function, as tf.function's warning
+
+
+class TraceError(RuntimeError):
+    """A value that ``gpuad.function`` cannot know while it traces (it depends on an input)."""
+
+
+# ---------------------------------------------------------------------------------- tracing
+
+class _Tracing(threading.local):
+    def __init__(self):
+        self.tracer = None  # the tracer of this thread's trace in progress
+
+
+_tracing = _Tracing()
+
+
+class _Tracer:
+    """Builds the graph of one trace from the binds it observes.
+
+    A value is referred to as ``("input", k)`` (the k-th Tensor leaf of the arguments),
+    ``("variable", v)`` (Variable ``v``'s value when the call starts), ``("const", value)``
+    (a Python number, or the raw array of a Tensor made outside the trace) or ``("node", n)``
+    (the output of step n).
+    """
+
+    def __init__(self, fn, input_leaves):
+        self.fn = fn
+        self.inputs = {id(t): k for k, t in enumerate(input_leaves)}
+        self.steps = []          # (primitive, argument refs, attrs, the output's Aval)
+        self.nodes = {}          # id(Tensor) -> step index of the op that made it
+        self.variables = {}      # id(Variable) -> the Variable, for every one read or assigned
+        self.current = {}        # id(Variable) -> ref of its value now (after assigns)
+        self.assigned = {}       # id(Variable) -> step index of its last assign
+        self.keep = list(input_leaves)  # every Tensor seen: ids stay unique during the trace
+
+    def ref(self, t):
+        if not isinstance(t, Tensor):
+            return ("const", t)
+        key = id(t)
+        if key in self.nodes:
+            return ("node", self.nodes[key])
+        if isinstance(t, Variable):
+            self.variables.setdefault(key, t)
+            return self.current.get(key, ("variable", key))
+        if key in self.inputs:
+            return ("input", self.inputs[key])
+        return ("const", t._value)
+
+    def observe(self, primitive, args, attrs, out):
+        refs = tuple(self.ref(a) for a in args)
+        self.keep.append(out)
+        self.keep.extend(a for a in args if isinstance(a, Tensor))
+        self.nodes[id(out)] = len(self.steps)
+        self.steps.append((primitive, refs, attrs, core.aval_of(out)))
+        if primitive is ASSIGN:
+            key = id(args[0])
+            self.current[key] = self.assigned[key] = ("node", len(self.steps) - 1)
+
+    def traced(self, t):
+        """Does ``t``'s value depend on the call (an input, a Variable, an op of the trace)?"""
+        return id(t) in self.nodes or id(t) in self.inputs or isinstance(t, Variable)
+
+    def check_read(self, t, what):
+        if _tracing.tracer is not self or not self.traced(t):
+            return
+        made_by = self.steps[self.nodes[id(t)]][0].name if id(t) in self.nodes else \
+            "an argument" if id(t) in self.inputs else "a Variable"
+        raise TraceError(
+            f"gpuad.function({_name(self.fn)}): {what} of a Tensor computed from the call's "
+            f"inputs (by {made_by}){_where(self.fn)} has no value while the function is "
+            f"traced. Use gpuad.where for a data-dependent choice, compute it outside the "
+            f"function, or pass the value as a Python argument (one trace per value).")
+
+
+def _name(fn):
+    return getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+
+
+def _where(fn):
+    """`` at line N of FILE`` for the innermost frame of ``fn`` on the stack, if any."""
+    code = getattr(fn, "__code__", None)
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code is code:
+            return f" at line {frame.f_lineno} of {frame.f_code.co_filename}"
+        frame = frame.f_back
+    return ""
+
+
+# ----------------------------------------------------------------------------------- replay
+
+class ConcreteFunction:
+    """One trace of a :class:`Function`, for one signature, compiled to a replay.
+
+    The replay is generated Python (:attr:`source`): one line per live step of the trace, in
+    order, calling the step's NumPy ufunc (elementwise primitives on the NumPy backend) or its
+    ``impl`` on raw arrays, with large results in pooled buffers and each value dropped after
+    its last use (so the pool hands its buffer on within the call); then the Variables get
+    their new values and the outputs are wrapped in new Tensors.
+    """
+
+    def __init__(self, tracer, result, backend):
+        leaves, self._rebuild = nest.flatten(result)
+        # a Variable returned is returned itself (as eagerly), with its new value
+        outputs = [tracer.ref(t) if isinstance(t, Tensor) and not isinstance(t, Variable)
+                   else ("python", t) for t in leaves]
+        self.variables = list(tracer.variables.values())
+        self.guards = [(v.shape, v.dtype, v.backend) for v in self.variables]
+        assigned = [(tracer.variables[k], ref) for k, ref in tracer.assigned.items()]
+        steps, renames = _common_subexpressions(tracer.steps)
+        outputs = [renames.get(r, r) if r[0] == "node" else r for r in outputs]
+        assigned = [(v, renames.get(r, r) if r[0] == "node" else r) for v, r in assigned]
+        self.steps = _live_steps(steps, outputs + [r for _, r in assigned])
+        self.traced_ops = len(tracer.steps)
+        self.n_inputs = len(tracer.inputs)
+        self._compile(outputs, assigned, tracer.variables, backend)
+
+    def _compile(self, outputs, assigned, variables, backend):
+        names = {("input", k): f"i{k}" for k in range(self.n_inputs)}
+        names.update({("variable", key): f"w{j}" for j, key in enumerate(variables)})
+        namespace = {"empty": numpy_memory.empty, "wrap": wrap}
+        constants = []
+
+        def name(ref):
+            if ref[0] == "const":
+                constants.append(ref[1])
+                return f"c{len(constants) - 1}"
+            return names[ref]
+        last_use = {}
+        for position, (n, (_, refs, _, _)) in enumerate(self.steps):
+            for r in refs:
+                if r[0] == "node":
+                    last_use[r] = position
+        kept = {r for r in outputs + [r for _, r in assigned] if r[0] == "node"}
+        lines = []
+        for position, (n, (primitive, refs, attrs, aval)) in enumerate(self.steps):
+            args = [name(r) for r in refs]
+            names[("node", n)] = out = f"v{n}"
+            namespace[f"a{n}"] = attrs
+            if backend == "numpy" and getattr(primitive, "entry", None) is not None:
+                namespace[f"f{n}"] = primitive.numpy_forward
+                large = aval.size * aval.dtype.itemsize >= numpy_memory.POOL_MIN_BYTES
+                namespace[f"s{n}"] = (aval.shape, aval.dtype)
+                lines.append(f"{out} = f{n}({', '.join(args)}, "
+                             f"out={f'empty(*s{n})' if large else '...'})")
+            else:
+                namespace[f"f{n}"] = primitive.impl
+                lines.append(f"{out} = f{n}([{', '.join(args)}], a{n})")
+            dead = [names[r] for r in refs if r[0] == "node" and last_use[r] == position
+                    and r not in kept]
+            if dead:  # its buffer goes back to the pool
+                lines.append(f"{' = '.join(dict.fromkeys(dead))} = None")
+        returned = ", ".join(name(r) if r[0] != "python" else "None" for r in outputs)
+        assigns = ", ".join(name(r) for _, r in assigned)
+        head = ", ".join([f"i{k}" for k in range(self.n_inputs)] +
+                         [f"w{j}" for j in range(len(variables))] +
+                         [f"c{k}" for k in range(len(constants))])
+        body = "".join(f"    {line}\n" for line in lines)
+        self.source = (f"def replay({head}):\n{body}"
+                       f"    return ({returned}{',' if outputs else ''}), "
+                       f"({assigns}{',' if assigned else ''})\n")
+        exec(compile(self.source, "<gpuad.function replay>", "exec"), namespace)
+        self._replay = namespace["replay"]
+        self._variables_read = list(variables.values())
+        self._constants = constants
+        self._outputs = outputs
+        self._assigned = [v for v, _ in assigned]
+
+    def matches(self):
+        """Do the Variables still have the shapes, dtypes and backends traced?"""
+        return all((v.shape, v.dtype, v.backend) == g for v, g in zip(self.variables,
+                                                                     self.guards))
+
+    def __call__(self, input_leaves):
+        with numpy.errstate(all="ignore"):  # as eager: masked-off branches may divide by 0
+            values, new = self._replay(*[t._value for t in input_leaves],
+                                       *[v._value for v in self._variables_read],
+                                       *self._constants)
+        for v, value in zip(self._assigned, new):
+            v._value = value
+        leaves = [r[1] if r[0] == "python" else input_leaves[r[1]] if r[0] == "input"
+                  else wrap(value) for r, value in zip(self._outputs, values)]
+        return self._rebuild(leaves)
+
+    def explain(self):
+        """What the trace became: how many ops, and the replay's generated source."""
+        return (f"traced ops: {self.traced_ops}; replayed ops: {len(self.steps)} (dead values "
+                f"dropped, repeated ones computed once); {len(self.variables)} Variables, "
+                f"{len(self._constants)} constants\n{self.source}")
+
+
+def _short(attrs):
+    text = repr(attrs)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _common_subexpressions(steps):
+    """``([(n, step)], renames)``: each repeated step (same primitive, inputs and attrs)
+    dropped for its first occurrence (``renames`` maps the dropped one's ref to it); random
+    draws and assignments are never merged."""
+    first, renamed, out = {}, {}, []
+    for n, (primitive, refs, attrs, aval) in enumerate(steps):
+        refs = tuple(renamed.get(r, r) if r[0] == "node" else r for r in refs)
+        try:
+            key = (primitive, refs, attrs)
+            hash(key)
+        except TypeError:  # arrays in attrs or constants: not comparable, kept apart
+            key = None
+        if key is not None and primitive.name not in ("random", "assign") and key in first:
+            renamed[("node", n)] = first[key]
+            continue
+        if key is not None:
+            first[key] = ("node", n)
+        out.append((n, (primitive, refs, attrs, aval)))
+    return out, renamed
+
+
+def _live_steps(steps, needed_refs):
+    """The steps that ``needed_refs`` (outputs, Variables' new values) need, in order."""
+    needed = {r for r in needed_refs if r[0] == "node"}
+    live = []
+    for n, step in reversed(steps):
+        if ("node", n) in needed:
+            live.append((n, step))
+            needed.update(r for r in step[1] if r[0] == "node")
+    live.reverse()
+    return live
+
+
+# --------------------------------------------------------------------------------- function
+
+def _leaf_key(x):
+    if isinstance(x, Variable):
+        return ("variable", x.shape, x.dtype.str, x.backend)
+    if isinstance(x, Tensor):
+        return ("tensor", x.shape, x.dtype.str, x.backend)
+    try:
+        hash(x)
+    except TypeError:
+        raise TypeError(f"gpuad.function: an argument of type {type(x).__name__} is neither "
+                        f"a Tensor nor hashable; pass arrays as Tensors") from None
+    return ("value", type(x), x)
+
+
+class Function:
+    """A function traced once per input signature and replayed (see :func:`function`)."""
+
+    def __init__(self, fn, reduce_retracing=False):
+        functools.update_wrapper(self, fn)
+        self._fn = fn
+        self._reduce_retracing = bool(reduce_retracing)
+        self._traces = {}  # signature -> [ConcreteFunction]
+        self._count = 0
+        self._lock = threading.Lock()
+        self._warned_eager = False
+
+    def experimental_get_tracing_count(self):
+        """How many times the function has been traced (as ``tf.function``'s)."""
+        return self._count
+
+    def _arguments(self, args, kwargs):
+        """(input Tensor leaves, signature, a function of the leaves giving args, kwargs)."""
+        leaves, rebuild = nest.flatten((args, kwargs))
+        if self._reduce_retracing:  # Python numbers become inputs: one trace for all values
+            leaves = [convert_to_tensor(x, backend=backends.get_backend())
+                      if type(x) in (int, float) else x for x in leaves]
+        tensors = [x for x in leaves if isinstance(x, Tensor)]
+        signature = (backends.get_backend(), _structure((args, kwargs)),
+                     tuple(_leaf_key(x) for x in leaves))
+        return leaves, tensors, signature, rebuild
+
+    def get_concrete_function(self, *args, **kwargs):
+        """The :class:`ConcreteFunction` for these arguments, tracing them if needed."""
+        leaves, tensors, signature, rebuild = self._arguments(args, kwargs)
+        concrete = self._lookup(signature)
+        if concrete is None:
+            concrete = self._trace(leaves, tensors, signature, rebuild)[0]
+        return concrete
+
+    def explain(self, *args, **kwargs):
+        """What the trace for these arguments became (see :meth:`ConcreteFunction.explain`)."""
+        return self.get_concrete_function(*args, **kwargs).explain()
+
+    def _lookup(self, signature):
+        for concrete in self._traces.get(signature, ()):
+            if concrete.matches():
+                return concrete
+        return None
+
+    def __call__(self, *args, **kwargs):
+        if _tracing.tracer is not None:  # inside another trace: its tracer sees these ops
+            return self._fn(*args, **kwargs)
+        leaves, tensors, signature, rebuild = self._arguments(args, kwargs)
+        if core.recorders():  # a tape or accumulator would not see a replay's ops
+            if not self._warned_eager:
+                self._warned_eager = True
+                warnings.warn(f"gpuad.function({_name(self._fn)}): called while a GradientTape "
+                              f"or ForwardAccumulator records, so it runs eagerly (the "
+                              f"recorder sees its ops); results are the same", stacklevel=2)
+            call_args, call_kwargs = rebuild(leaves)
+            return self._fn(*call_args, **call_kwargs)
+        concrete = self._lookup(signature)
+        if concrete is None:
+            return self._trace(leaves, tensors, signature, rebuild)[1]
+        return concrete(tensors)
+
+    def _trace(self, leaves, tensors, signature, rebuild):
+        tracer = _Tracer(self._fn, tensors)
+        call_args, call_kwargs = rebuild(leaves)
+        _tracing.tracer = tracer
+        value_read_checks.append(tracer.check_read)
+        try:
+            with core.observing(tracer.observe):
+                result = self._fn(*call_args, **call_kwargs)
+        finally:
+            value_read_checks.remove(tracer.check_read)
+            _tracing.tracer = None
+        concrete = ConcreteFunction(tracer, result, signature[0])
+        with self._lock:
+            self._traces.setdefault(signature, []).append(concrete)
+            self._count += 1
+            count = self._count
+        if count == RETRACE_WARNING_AFTER + 1:
+            warnings.warn(f"gpuad.function({_name(self._fn)}) has been traced {count} times: "
+                          f"each new shape, dtype or Python value of an argument traces it "
+                          f"again. Pass Tensors instead of Python numbers, or use "
+                          f"reduce_retracing=True", stacklevel=3)
+        return concrete, result
+
+    def __get__(self, instance, owner):  # a decorated method binds like a function
+        return self if instance is None else functools.partial(self, instance)
+
+
+def _structure(value):
+    """The shape of a nested argument, without its leaves (part of the signature)."""
+    if isinstance(value, Tensor):
+        return "T"
+    if isinstance(value, dict):
+        return ("dict", type(value), tuple((k, _structure(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_structure(v) for v in value))
+    return "."
+
+
+def function(fn=None, *, reduce_retracing=False):
+    """Compile ``fn``: trace it once per input signature, replay the trace on later calls, as
+    ``tf.function``.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes Tensors, Variables, Python values and nested lists, tuples and dicts of them.
+    reduce_retracing : bool
+        Treat Python ``int`` and ``float`` arguments as Tensor inputs rather than as part of
+        the signature: one trace serves every value.
+
+    Returns
+    -------
+    Function
+        Callable like ``fn``; ``experimental_get_tracing_count()``, ``explain(*args)`` and
+        ``get_concrete_function(*args)`` tell what was traced.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> @ad.function
+    ... def step(x):
+    ...     with ad.GradientTape() as tape:
+    ...         tape.watch(x)
+    ...         y = ad.reduce_sum(ad.sin(x) ** 2)
+    ...     return y, tape.gradient(y, x)
+    >>> x = ad.constant([0.5, 1.0])
+    >>> y, g = step(x)          # traces
+    >>> y, g = step(x * 2.0)    # replays
+    >>> step.experimental_get_tracing_count()
+    1
+    """
+    if fn is None:
+        return lambda f: Function(f, reduce_retracing)
+    return Function(fn, reduce_retracing)
