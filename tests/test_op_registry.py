@@ -15,7 +15,7 @@ NOT_OPS = {
     "convert_to_tensor", "backend", "get_backend", "set_backend", "gradients_function",
     "value_and_gradients_function", "implicit_gradients", "implicit_value_and_gradients",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "ForwardAccumulator",
-    "custom_gradient", "stop_gradient",
+    "custom_gradient", "stop_gradient", "function",
 }
 
 
