@@ -23,7 +23,8 @@ import warnings
 import numpy
 
 from . import backends, core, nest, numpy_memory
-from .array_ops import convert_to_tensor
+from .backends import name_of as _backend_name
+from .array_ops import BROADCAST_TO, REDUCE_SUM, convert_to_tensor
 from .tensor import Tensor, value_read_checks, wrap
 from .variables import ASSIGN, Variable
 
@@ -48,25 +49,30 @@ class _Tracer:
     """Builds the graph of one trace from the binds it observes.
 
     A value is referred to as ``("input", k)`` (the k-th Tensor leaf of the arguments),
-    ``("variable", v)`` (Variable ``v``'s value when the call starts), ``("const", value)``
-    (a Python number, or the raw array of a Tensor made outside the trace) or ``("node", n)``
-    (the output of step n).
+    ``("variable", v)`` (Variable ``v``'s value when the call starts), ``("number", value)``
+    (a Python number), ``("const", k)`` (``constants[k]``, the raw array of a Tensor made
+    outside the trace) or ``("node", n)`` (the output of step n).
     """
 
     def __init__(self, fn, input_leaves):
         self.fn = fn
         self.inputs = {id(t): k for k, t in enumerate(input_leaves)}
+        self.input_avals = [core.aval_of(t) for t in input_leaves]
         self.steps = []          # (primitive, argument refs, attrs, the output's Aval)
         self.nodes = {}          # id(Tensor) -> step index of the op that made it
         self.variables = {}      # id(Variable) -> the Variable, for every one read or assigned
         self.current = {}        # id(Variable) -> ref of its value now (after assigns)
         self.assigned = {}       # id(Variable) -> step index of its last assign
         self.keep = list(input_leaves)  # every Tensor seen: ids stay unique during the trace
+        self.constants, self.constant_of = [], {}  # raw arrays; id(Tensor) -> index
 
     def ref(self, t):
-        if not isinstance(t, Tensor):
-            return ("const", t)
+        if type(t) in (int, float, bool):
+            return ("number", t)
         key = id(t)
+        if not isinstance(t, Tensor):  # a NumPy scalar (a rule's saved Python number)
+            self.keep.append(t)
+            return self._constant(key, numpy.asarray(t))
         if key in self.nodes:
             return ("node", self.nodes[key])
         if isinstance(t, Variable):
@@ -74,7 +80,13 @@ class _Tracer:
             return self.current.get(key, ("variable", key))
         if key in self.inputs:
             return ("input", self.inputs[key])
-        return ("const", t._value)
+        return self._constant(key, t._value)
+
+    def _constant(self, key, value):
+        if key not in self.constant_of:
+            self.constant_of[key] = len(self.constants)
+            self.constants.append(value)
+        return ("const", self.constant_of[key])
 
     def observe(self, primitive, args, attrs, out):
         refs = tuple(self.ref(a) for a in args)
@@ -143,29 +155,51 @@ class ConcreteFunction:
         self.steps = _live_steps(steps, outputs + [r for _, r in assigned])
         self.traced_ops = len(tracer.steps)
         self.n_inputs = len(tracer.inputs)
-        self._compile(outputs, assigned, tracer.variables, backend)
+        self._trace_constants = tracer.constants
+        self._compile(outputs, assigned, tracer.variables, backend,
+                      {("input", k): a for k, a in enumerate(tracer.input_avals)})
 
-    def _compile(self, outputs, assigned, variables, backend):
+    def _compile(self, outputs, assigned, variables, backend, input_avals):
         names = {("input", k): f"i{k}" for k in range(self.n_inputs)}
         names.update({("variable", key): f"w{j}" for j, key in enumerate(variables)})
-        namespace = {"empty": numpy_memory.empty, "wrap": wrap}
+        namespace = {"empty": numpy_memory.empty, "wrap": wrap, "numpy": numpy}
         constants = []
 
         def name(ref):
-            if ref[0] == "const":
-                constants.append(ref[1])
-                return f"c{len(constants) - 1}"
+            if ref[0] == "number":  # a literal in the source
+                return repr(ref[1])
+            if ref[0] == "const" and ref not in names:
+                names[ref] = f"c{len(constants)}"
+                constants.append(self._trace_constants[ref[1]])
             return names[ref]
+        avals = dict(input_avals)
+        avals.update({("const", k): core.Aval(c.shape, c.dtype, _backend_name(c))
+                      for k, c in enumerate(self._trace_constants)})
+        avals.update({("variable", key): core.aval_of(v) for key, v in variables.items()})
+        avals.update({("node", n): step[3] for n, step in self.steps})
+        kept = {r for r in outputs + [r for _, r in assigned] if r[0] == "node"}
+        group = _chunk_group(self.steps, avals, kept) if backend == "numpy" else None
+        self.fused = group
+        if group is not None:  # what does not need the group, the group, what needs it
+            before = [s for s in self.steps if ("node", s[0]) not in group.members and
+                      ("node", s[0]) not in group.after]
+            self.steps = before + [(None, group)] + \
+                [s for s in self.steps if ("node", s[0]) in group.after]
+            for r in group.members:
+                names[r] = f"v{r[1]}"
         last_use = {}
-        for position, (n, (_, refs, _, _)) in enumerate(self.steps):
-            for r in refs:
+        for position, (n, step) in enumerate(self.steps):
+            for r in (step.reads if n is None else step[1]):
                 if r[0] == "node":
                     last_use[r] = position
-        kept = {r for r in outputs + [r for _, r in assigned] if r[0] == "node"}
         lines = []
-        for position, (n, (primitive, refs, attrs, aval)) in enumerate(self.steps):
-            args = [name(r) for r in refs]
+        for position, (n, step) in enumerate(self.steps):
+            if n is None:  # the fused group
+                lines.extend(step.render(name, namespace))
+                continue
+            primitive, refs, attrs, aval = step
             names[("node", n)] = out = f"v{n}"
+            args = [name(r) for r in refs]
             namespace[f"a{n}"] = attrs
             if backend == "numpy" and getattr(primitive, "entry", None) is not None:
                 namespace[f"f{n}"] = primitive.numpy_forward
@@ -217,6 +251,138 @@ class ConcreteFunction:
         return (f"traced ops: {self.traced_ops}; replayed ops: {len(self.steps)} (dead values "
                 f"dropped, repeated ones computed once); {len(self.variables)} Variables, "
                 f"{len(self._constants)} constants\n{self.source}")
+
+
+CHUNK_MIN_ELEMENTS = 1 << 18  # below this a value fits the caches whole: no chunking
+CHUNK = 1 << 15               # elements per chunk: a group's scratch stays in L2
+
+
+class _ChunkGroup:
+    """Elementwise steps over one large shape, run together chunk by chunk.
+
+    Each member computes its chunk into a small scratch buffer (reused once its last member
+    reader is done), so the group's intermediates never leave the cache; a value needed
+    outside the group is copied into a full array; a sum over all axes of a member (a sink)
+    is accumulated per chunk in float64.
+    """
+
+    def __init__(self, shape, members, sinks, outside, after, avals, steps):
+        self.shape, self.members, self.sinks, self.outside = shape, members, sinks, outside
+        self.after, self.avals, self.steps = after, avals, steps
+        # what the group reads from outside it (for the liveness of the replay's values)
+        self.reads = {a for r in members for a in steps[r][1] if a not in members}
+
+    def render(self, name, namespace):
+        order = sorted(self.members, key=lambda r: r[1])
+        size = 1
+        for n in self.shape:
+            size *= n
+        lines, flat, scratch, last_read = [], {}, {}, {}
+        free = {}  # dtype -> scratch slots free for reuse
+        for r in order:
+            for a in self.steps[r][1]:
+                last_read[a] = r
+        # inputs from outside the group: full-size ones flattened, size-1 ones as (1,)
+        for r in order:
+            for a in self.steps[r][1]:
+                if a in self.members or a in flat or a[0] == "number":
+                    continue
+                shape = self.avals[a].shape
+                flat[a] = f"x{len(flat)}"
+                full = tuple(shape) == tuple(self.shape)
+                lines.append(f"{flat[a]} = numpy.ascontiguousarray({name(a)}).reshape(-1)" +
+                             ("" if full else "[:1]"))
+                flat[a] = (flat[a], full)
+        for r in self.outside:
+            aval = self.avals[r]
+            namespace[f"s{r[1]}"] = (aval.shape, aval.dtype)
+            lines.append(f"v{r[1]} = empty(*s{r[1]})")
+            lines.append(f"v{r[1]}_f = v{r[1]}.reshape(-1)")
+        for r in self.sinks:
+            lines.append(f"v{r[1]}_acc = 0.0")
+        body = []
+        for r in order:
+            primitive, refs, attrs, aval = self.steps[r]
+            n = r[1]
+            args = []
+            for a in refs:
+                if a in self.members:
+                    args.append(f"t{a[1]}")
+                elif a in flat:
+                    args.append(f"{flat[a][0]}[start:stop]" if flat[a][1] else flat[a][0])
+                else:
+                    args.append(name(a))
+            if primitive is BROADCAST_TO:
+                body.append(f"t{n} = {args[0]}")
+            elif r in self.sinks:
+                body.append(f"v{n}_acc += numpy.add.reduce({args[0]}, dtype=numpy.float64)")
+                continue
+            else:
+                slots = free.setdefault(aval.dtype, [])
+                slot = slots.pop() if slots else sum(type(k) is int for k in scratch)
+                scratch.setdefault(slot, aval.dtype)
+                namespace[f"f{n}"] = primitive.numpy_forward
+                body.append(f"t{n} = f{n}({', '.join(args)}, out=b{slot}[:stop - start])")
+                scratch[("of", n)] = slot
+            if r in self.outside:
+                body.append(f"v{n}_f[start:stop] = t{n}")
+            for a in set(refs):
+                if a in self.members and last_read.get(a) == r and ("of", a[1]) in scratch:
+                    slot = scratch.pop(("of", a[1]))
+                    free.setdefault(scratch[slot], []).append(slot)
+        for slot, dtype in [(k, v) for k, v in scratch.items() if type(k) is int]:
+            namespace[f"d{slot}"] = dtype
+            lines.append(f"b{slot} = numpy.empty({CHUNK}, d{slot})")
+        lines.append(f"for start in range(0, {size}, {CHUNK}):")
+        lines.append(f"    stop = min(start + {CHUNK}, {size})")
+        lines.extend("    " + line for line in body)
+        for r in self.sinks:
+            aval = self.avals[r]
+            namespace[f"s{r[1]}"] = (aval.shape, aval.dtype)
+            lines.append(f"v{r[1]} = numpy.asarray(v{r[1]}_acc, s{r[1]}[1]).reshape(s{r[1]}[0])")
+        return lines
+
+
+def _chunk_group(steps, avals, kept):
+    """The :class:`_ChunkGroup` of the largest elementwise iteration space of ``steps``, or
+    None: its members are the floating elementwise steps of that shape (inputs of that shape
+    or of one element), broadcasts of one element to it, and sums over all its axes (sinks,
+    which nothing in the group may read); a step reading something made outside the group
+    from the group's values ends it."""
+    shapes = {}
+    for n, (primitive, refs, attrs, aval) in steps:
+        if getattr(primitive, "entry", None) is not None and aval.dtype.kind == "f" and \
+                aval.size >= CHUNK_MIN_ELEMENTS:
+            shapes[aval.shape] = shapes.get(aval.shape, 0) + 1
+    if not shapes:
+        return None
+    shape = max(shapes, key=shapes.get)
+    table = {("node", n): step for n, step in steps}
+
+    def fits(ref):
+        return ref[0] == "number" or avals[ref].shape == shape or avals[ref].size == 1
+    members, sinks, tainted = set(), set(), set()  # tainted: outside steps reading the group
+    for n, (primitive, refs, attrs, aval) in steps:
+        r = ("node", n)
+        reads_group = any(a in members for a in refs)
+        blocked = any(a in sinks or a in tainted for a in refs)
+        elementwise = getattr(primitive, "entry", None) is not None and \
+            aval.dtype.kind == "f" and aval.shape == shape and all(fits(a) for a in refs)
+        broadcast = primitive is BROADCAST_TO and aval.shape == shape and \
+            aval.dtype.kind == "f" and fits(refs[0])
+        summed = primitive is REDUCE_SUM and reads_group and refs[0] in members and \
+            tuple(attrs[0]) == tuple(range(len(shape)))
+        if not blocked and (elementwise or broadcast or summed):
+            members.add(r)
+            if summed:
+                sinks.add(r)
+        elif reads_group or blocked:
+            tainted.add(r)
+    if len(members) - len(sinks) < 2:
+        return None
+    readers = {a for n, step in steps if ("node", n) not in members for a in step[1]}
+    outside = {r for r in members if (r in kept or r in readers) and r not in sinks}
+    return _ChunkGroup(shape, members, sinks, outside, tainted, avals, table)
 
 
 def _short(attrs):
