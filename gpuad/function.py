@@ -22,9 +22,9 @@ import warnings
 
 import numpy
 
-from . import backends, core, nest, numpy_memory
+from . import backends, core, fusion, nest, numpy_memory
 from .backends import name_of as _backend_name
-from .array_ops import BROADCAST_TO, REDUCE_SUM, convert_to_tensor
+from .array_ops import convert_to_tensor
 from .tensor import Tensor, value_read_checks, wrap
 from .variables import ASSIGN, Variable
 
@@ -149,7 +149,7 @@ class ConcreteFunction:
         self.variables = list(tracer.variables.values())
         self.guards = [(v.shape, v.dtype, v.backend) for v in self.variables]
         assigned = [(tracer.variables[k], ref) for k, ref in tracer.assigned.items()]
-        steps, renames = _common_subexpressions(tracer.steps)
+        steps, renames = _common_subexpressions(_fold_constants(tracer))
         outputs = [renames.get(r, r) if r[0] == "node" else r for r in outputs]
         assigned = [(v, renames.get(r, r) if r[0] == "node" else r) for v, r in assigned]
         self.steps = _live_steps(steps, outputs + [r for _, r in assigned])
@@ -178,7 +178,9 @@ class ConcreteFunction:
         avals.update({("variable", key): core.aval_of(v) for key, v in variables.items()})
         avals.update({("node", n): step[3] for n, step in self.steps})
         kept = {r for r in outputs + [r for _, r in assigned] if r[0] == "node"}
-        group = _chunk_group(self.steps, avals, kept) if backend == "numpy" else None
+        group = fusion.chunk_group(self.steps, avals, kept, {
+            ("const", k): c for k, c in enumerate(self._trace_constants)}) \
+            if backend == "numpy" else None
         self.fused = group
         if group is not None:  # what does not need the group, the group, what needs it
             before = [s for s in self.steps if ("node", s[0]) not in group.members and
@@ -253,149 +255,39 @@ class ConcreteFunction:
                 f"{len(self._constants)} constants\n{self.source}")
 
 
-CHUNK_MIN_ELEMENTS = 1 << 18  # below this a value fits the caches whole: no chunking
-CHUNK = 1 << 15               # elements per chunk: a group's scratch stays in L2
-
-
-class _ChunkGroup:
-    """Elementwise steps over one large shape, run together chunk by chunk.
-
-    Each member computes its chunk into a small scratch buffer (reused once its last member
-    reader is done), so the group's intermediates never leave the cache; a value needed
-    outside the group is copied into a full array; a sum over all axes of a member (a sink)
-    is accumulated per chunk in float64.
-    """
-
-    def __init__(self, shape, members, sinks, outside, after, avals, steps):
-        self.shape, self.members, self.sinks, self.outside = shape, members, sinks, outside
-        self.after, self.avals, self.steps = after, avals, steps
-        # what the group reads from outside it (for the liveness of the replay's values)
-        self.reads = {a for r in members for a in steps[r][1] if a not in members}
-
-    def render(self, name, namespace):
-        order = sorted(self.members, key=lambda r: r[1])
-        size = 1
-        for n in self.shape:
-            size *= n
-        lines, flat, scratch, last_read = [], {}, {}, {}
-        free = {}  # dtype -> scratch slots free for reuse
-        for r in order:
-            for a in self.steps[r][1]:
-                last_read[a] = r
-        # inputs from outside the group: full-size ones flattened, size-1 ones as (1,)
-        for r in order:
-            for a in self.steps[r][1]:
-                if a in self.members or a in flat or a[0] == "number":
-                    continue
-                shape = self.avals[a].shape
-                flat[a] = f"x{len(flat)}"
-                full = tuple(shape) == tuple(self.shape)
-                lines.append(f"{flat[a]} = numpy.ascontiguousarray({name(a)}).reshape(-1)" +
-                             ("" if full else "[:1]"))
-                flat[a] = (flat[a], full)
-        for r in self.outside:
-            aval = self.avals[r]
-            namespace[f"s{r[1]}"] = (aval.shape, aval.dtype)
-            lines.append(f"v{r[1]} = empty(*s{r[1]})")
-            lines.append(f"v{r[1]}_f = v{r[1]}.reshape(-1)")
-        for r in self.sinks:
-            lines.append(f"v{r[1]}_acc = 0.0")
-        body = []
-        for r in order:
-            primitive, refs, attrs, aval = self.steps[r]
-            n = r[1]
-            args = []
-            for a in refs:
-                if a in self.members:
-                    args.append(f"t{a[1]}")
-                elif a in flat:
-                    args.append(f"{flat[a][0]}[start:stop]" if flat[a][1] else flat[a][0])
-                else:
-                    args.append(name(a))
-            if primitive is BROADCAST_TO:
-                body.append(f"t{n} = {args[0]}")
-            elif r in self.sinks:
-                body.append(f"v{n}_acc += numpy.add.reduce({args[0]}, dtype=numpy.float64)")
-                continue
-            else:
-                slots = free.setdefault(aval.dtype, [])
-                slot = slots.pop() if slots else sum(type(k) is int for k in scratch)
-                scratch.setdefault(slot, aval.dtype)
-                namespace[f"f{n}"] = primitive.numpy_forward
-                body.append(f"t{n} = f{n}({', '.join(args)}, out=b{slot}[:stop - start])")
-                scratch[("of", n)] = slot
-            if r in self.outside:
-                body.append(f"v{n}_f[start:stop] = t{n}")
-            for a in set(refs):
-                if a in self.members and last_read.get(a) == r and ("of", a[1]) in scratch:
-                    slot = scratch.pop(("of", a[1]))
-                    free.setdefault(scratch[slot], []).append(slot)
-        for slot, dtype in [(k, v) for k, v in scratch.items() if type(k) is int]:
-            namespace[f"d{slot}"] = dtype
-            lines.append(f"b{slot} = numpy.empty({CHUNK}, d{slot})")
-        lines.append(f"for start in range(0, {size}, {CHUNK}):")
-        lines.append(f"    stop = min(start + {CHUNK}, {size})")
-        lines.extend("    " + line for line in body)
-        for r in self.sinks:
-            aval = self.avals[r]
-            namespace[f"s{r[1]}"] = (aval.shape, aval.dtype)
-            lines.append(f"v{r[1]} = numpy.asarray(v{r[1]}_acc, s{r[1]}[1]).reshape(s{r[1]}[0])")
-        return lines
-
-
-def _chunk_group(steps, avals, kept):
-    """The :class:`_ChunkGroup` of the largest elementwise iteration space of ``steps``, or
-    None: its members are the floating elementwise steps of that shape (inputs of that shape
-    or of one element), broadcasts of one element to it, and sums over all its axes (sinks,
-    which nothing in the group may read); a step reading something made outside the group
-    from the group's values ends it."""
-    shapes = {}
-    for n, (primitive, refs, attrs, aval) in steps:
-        if getattr(primitive, "entry", None) is not None and aval.dtype.kind == "f" and \
-                aval.size >= CHUNK_MIN_ELEMENTS:
-            shapes[aval.shape] = shapes.get(aval.shape, 0) + 1
-    if not shapes:
-        return None
-    shape = max(shapes, key=shapes.get)
-    table = {("node", n): step for n, step in steps}
-
-    def fits(ref):
-        return ref[0] == "number" or avals[ref].shape == shape or avals[ref].size == 1
-    members, sinks, tainted = set(), set(), set()  # tainted: outside steps reading the group
-    for n, (primitive, refs, attrs, aval) in steps:
-        r = ("node", n)
-        reads_group = any(a in members for a in refs)
-        blocked = any(a in sinks or a in tainted for a in refs)
-        elementwise = getattr(primitive, "entry", None) is not None and \
-            aval.dtype.kind == "f" and aval.shape == shape and all(fits(a) for a in refs)
-        broadcast = primitive is BROADCAST_TO and aval.shape == shape and \
-            aval.dtype.kind == "f" and fits(refs[0])
-        summed = primitive is REDUCE_SUM and reads_group and refs[0] in members and \
-            tuple(attrs[0]) == tuple(range(len(shape)))
-        if not blocked and (elementwise or broadcast or summed):
-            members.add(r)
-            if summed:
-                sinks.add(r)
-        elif reads_group or blocked:
-            tainted.add(r)
-    if len(members) - len(sinks) < 2:
-        return None
-    readers = {a for n, step in steps if ("node", n) not in members for a in step[1]}
-    outside = {r for r in members if (r in kept or r in readers) and r not in sinks}
-    return _ChunkGroup(shape, members, sinks, outside, tainted, avals, table)
-
-
 def _short(attrs):
     text = repr(attrs)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _common_subexpressions(steps):
+_UNFOLDABLE = ("random", "assign")  # a new draw each call; a side effect
+_FOLD_MAX_ELEMENTS = 64  # a larger constant result is cheaper to recompute than to keep
+
+
+def _fold_constants(tracer):
+    """The trace's steps, but each small step on constants only, computed now, once: its
+    output becomes a constant of the trace (``tracer.constants`` grows)."""
+    steps, folded = [], {}
+    for n, (primitive, refs, attrs, aval) in enumerate(tracer.steps):
+        refs = tuple(folded.get(r, r) for r in refs)
+        if primitive.name not in _UNFOLDABLE and aval.size <= _FOLD_MAX_ELEMENTS and \
+                all(r[0] in ("const", "number") for r in refs):
+            values = [tracer.constants[r[1]] if r[0] == "const" else r[1] for r in refs]
+            with numpy.errstate(all="ignore"):
+                value = primitive.impl(values, attrs)
+            folded[("node", n)] = tracer._constant(("folded", n), value)
+            continue
+        steps.append((n, (primitive, refs, attrs, aval)))
+    return steps, folded
+
+
+def _common_subexpressions(steps_and_folded):
     """``([(n, step)], renames)``: each repeated step (same primitive, inputs and attrs)
-    dropped for its first occurrence (``renames`` maps the dropped one's ref to it); random
-    draws and assignments are never merged."""
-    first, renamed, out = {}, {}, []
-    for n, (primitive, refs, attrs, aval) in enumerate(steps):
+    dropped for its first occurrence (``renames`` maps the dropped one's ref, and a folded
+    one's, to what replaces it); random draws and assignments are never merged."""
+    steps, folded = steps_and_folded
+    first, renamed, out = {}, dict(folded), []
+    for n, (primitive, refs, attrs, aval) in steps:
         refs = tuple(renamed.get(r, r) if r[0] == "node" else r for r in refs)
         try:
             key = (primitive, refs, attrs)

@@ -29,7 +29,8 @@ _INT_OK = {"negative", "abs", "sign", "square", "add", "subtract", "multiply", "
 
 # ============================================================ elementwise ops from the table
 
-_ENTRIES = _table.load()
+ENTRIES = _table.load()  # the derivative table: name -> table.Entry
+_ENTRIES = ENTRIES
 
 
 def _dtype_type(*values):
@@ -139,6 +140,12 @@ def _array_namespace(xp):
 
 _NUMPY_NS = _array_namespace(numpy)
 _NUMPY_NS["where"] = numpy_memory.select
+
+
+def numpy_function(name):
+    """The NumPy function of a builtin of the table (``erf`` and ``where`` are gpuad's) or
+    of a ufunc named as NumPy names it (``add``, ``greater``, ...)."""
+    return _NUMPY_NS[name] if name in _table.BUILTINS else getattr(numpy, name)
 _CUPY_NS = None  # built on first use, from the same sources
 _GPUAD_NS = {}   # filled below with the op functions: the differentiable rendering
 
