@@ -249,15 +249,16 @@ class ConcreteFunction:
         return self._rebuild(leaves)
 
     def explain(self):
-        """What the trace became: how many ops, and the replay's generated source."""
-        return (f"traced ops: {self.traced_ops}; replayed ops: {len(self.steps)} (dead values "
-                f"dropped, repeated ones computed once); {len(self.variables)} Variables, "
-                f"{len(self._constants)} constants\n{self.source}")
-
-
-def _short(attrs):
-    text = repr(attrs)
-    return text if len(text) <= 60 else text[:57] + "..."
+        """What the trace became: its size, the NumPy calls (or primitives) a call makes, and
+        the replay's generated source."""
+        steps = sum(1 for n, _ in self.steps if n is not None)
+        fused = "" if self.fused is None else (
+            f"; fused: {len(self.fused.members)} steps into one loop of "
+            f"{len(self.fused.program.ops)} operations per chunk")
+        calls = steps + (0 if self.fused is None else self.fused.calls)
+        return (f"traced ops: {self.traced_ops}; replayed steps: {steps}{fused}; calls per "
+                f"call: {calls}; {len(self.variables)} Variables, {len(self._constants)} "
+                f"constants\n{self.source}")
 
 
 _UNFOLDABLE = ("random", "assign")  # a new draw each call; a side effect

@@ -219,6 +219,10 @@ class ChunkGroup:
         for slot, kind in enumerate(slots):
             namespace[f"d{slot}"] = kind
             lines.append(f"b{slot} = numpy.empty({CHUNK}, d{slot})")
+        chunks = -(-self.size // CHUNK)
+        self.calls = chunks * (len(live) + len(self.sinks) +
+                               sum(1 for r in self.outside if self.results[r][0] != "op"
+                                   or self.results[r][1] not in direct))
         lines.append(f"for start in range(0, {self.size}, {CHUNK}):")
         lines.append(f"    stop = min(start + {CHUNK}, {self.size})")
         lines.extend("    " + line for line in body)
