@@ -25,6 +25,7 @@ import numpy
 from . import backends, core, fusion, nest, numpy_memory
 from .backends import name_of as _backend_name
 from .array_ops import convert_to_tensor
+from .ops import kernel_launcher
 from .tensor import Tensor, value_read_checks, wrap
 from .variables import ASSIGN, Variable
 
@@ -179,8 +180,8 @@ class ConcreteFunction:
         avals.update({("node", n): step[3] for n, step in self.steps})
         kept = {r for r in outputs + [r for _, r in assigned] if r[0] == "node"}
         group = fusion.chunk_group(self.steps, avals, kept, {
-            ("const", k): c for k, c in enumerate(self._trace_constants)}) \
-            if backend == "numpy" else None
+            ("const", k): c for k, c in enumerate(self._trace_constants)},
+            fusion.CHUNK_MIN_ELEMENTS if backend == "numpy" else 1)
         self.fused = group
         if group is not None:  # what does not need the group, the group, what needs it
             before = [s for s in self.steps if ("node", s[0]) not in group.members and
@@ -197,7 +198,8 @@ class ConcreteFunction:
         lines = []
         for position, (n, step) in enumerate(self.steps):
             if n is None:  # the fused group
-                lines.extend(step.render(name, namespace))
+                lines.extend(step.render(name, namespace) if backend == "numpy" else
+                             step.render_cuda(name, namespace, kernel_launcher))
                 continue
             primitive, refs, attrs, aval = step
             names[("node", n)] = out = f"v{n}"

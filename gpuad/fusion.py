@@ -17,7 +17,7 @@ import numpy
 
 from .array_ops import BROADCAST_TO, REDUCE_SUM
 from .ops import ENTRIES, numpy_function
-from .table import BUILTINS
+from .table import BUILTINS, KernelSpec
 
 CHUNK_MIN_ELEMENTS = 1 << 18  # below this a value fits the caches whole: no chunking
 CHUNK = 1 << 15               # elements per chunk: a group's scratch stays in L2
@@ -158,7 +158,7 @@ class ChunkGroup:
         """The replay's lines for the group: ``name(ref)`` names a value of the replay;
         functions and dtypes go into ``namespace``."""
         program, dtype = self.program, self._dtypes()
-        wanted = [self.results[r] for r in sorted(self.outside | self.sinks)]
+        wanted = self._wanted()
         last_read, live = {}, set()
         for k in range(len(program.ops) - 1, -1, -1):  # only what an output needs, in order
             if ("op", k) in wanted or ("op", k) in last_read:
@@ -232,6 +232,52 @@ class ChunkGroup:
             lines.append(f"v{r[1]} = numpy.asarray(v{r[1]}_acc, s{r[1]}[1]).reshape(s{r[1]}[0])")
         return lines
 
+    def _wanted(self):
+        return [self.results[r] for r in sorted(self.outside | self.sinks)]
+
+    def kernel_spec(self):
+        """The group as one CUDA kernel (:class:`gpuad.table.KernelSpec`): the program's
+        operations as single assignments, every value that leaves the group (a sink's summed
+        operand included) an output.  Its source is compiled by NVRTC in CI."""
+        ops = self.program.ops
+        live, stack = set(), [o for o in self._wanted() if o[0] == "op"]
+        while stack:
+            o = stack.pop()
+            if o[1] not in live:
+                live.add(o[1])
+                stack.extend(a for a in ops[o[1]][1] if a[0] == "op")
+
+        def leaf(o):
+            return ast.Constant(o[1]) if o[0] == "num" else \
+                ast.Name(f"x{o[1]}" if o[0] == "in" else f"t{o[1]}")
+        body = [(f"t{k}", _expression(ops[k][0], [leaf(o) for o in ops[k][1]]))
+                for k in sorted(live)]
+        outputs = []
+        for j, o in enumerate(self._wanted()):
+            outputs.append(f"o{j}")
+            body.append((f"o{j}", leaf(o)))
+        params = tuple((f"x{k}", "bool" if self.avals[a].dtype == numpy.bool_ else "T")
+                       for k, a in enumerate(self.inputs))
+        digest = abs(hash((params, tuple(ast.dump(e) for _, e in body)))) % (1 << 32)
+        return KernelSpec(f"gpuad_fused_{digest:08x}", params, tuple(outputs), tuple(body))
+
+    def render_cuda(self, name, namespace, launcher):
+        """The replay's lines for the group on CuPy: one launch of :meth:`kernel_spec`'s
+        kernel, then each sink summed (in float64) from its output."""
+        namespace[f"k_{id(self)}"] = launcher(self.kernel_spec())
+        wanted = sorted(self.outside | self.sinks)
+        outs = ", ".join(f"o{j}" for j in range(len(wanted)))  # one output: not a tuple
+        lines = [f"{outs} = k_{id(self)}({', '.join(name(a) for a in self.inputs)})"]
+        for j, r in enumerate(wanted):
+            aval = self.avals[r]
+            namespace[f"s{r[1]}"] = (aval.shape, aval.dtype)
+            if r in self.sinks:
+                lines.append(f"v{r[1]} = o{j}.sum(dtype=numpy.float64).astype(s{r[1]}[1])"
+                             f".reshape(s{r[1]}[0])")
+            else:
+                lines.append(f"v{r[1]} = o{j}.reshape(s{r[1]}[0])")
+        return lines
+
     def _dtypes(self):
         """The dtype of each operation's result (a comparison's is bool)."""
         dtype = {("in", k): self.avals[a].dtype for k, a in enumerate(self.inputs)}
@@ -243,7 +289,28 @@ class ChunkGroup:
         return dtype
 
 
-def chunk_group(steps, avals, kept, constants):
+_BINARY = {name: op for op, name in _OPERATORS.items()}
+
+
+def _expression(op, args):
+    """A program operation as a table expression (for the CUDA renderer)."""
+    if op == "negative":
+        return ast.UnaryOp(ast.USub(), args[0])
+    if op == "logical_not":
+        return ast.UnaryOp(ast.Not(), args[0])
+    if op == "power":
+        return ast.Call(ast.Name("pow"), args, [])
+    kind = _BINARY.get(op)
+    if kind in (ast.Add, ast.Sub, ast.Mult, ast.Div):
+        return ast.BinOp(args[0], kind(), args[1])
+    if kind in (ast.And, ast.Or):
+        return ast.BoolOp(kind(), args)
+    if kind is not None:
+        return ast.Compare(args[0], [kind()], [args[1]])
+    return ast.Call(ast.Name(op), args, [])
+
+
+def chunk_group(steps, avals, kept, constants, min_elements=CHUNK_MIN_ELEMENTS):
     """The :class:`ChunkGroup` of the largest elementwise iteration space of ``steps``, or
     None.  Its members are the floating elementwise steps of that shape (whose inputs have
     that shape or one element), broadcasts of one element to it, and sums over all its axes
@@ -252,11 +319,12 @@ def chunk_group(steps, avals, kept, constants):
     shapes = {}
     for n, (primitive, refs, attrs, aval) in steps:
         if getattr(primitive, "entry", None) is not None and aval.dtype.kind == "f" and \
-                aval.size >= CHUNK_MIN_ELEMENTS:
-            shapes[aval.shape] = shapes.get(aval.shape, 0) + 1
+                aval.size >= min_elements:
+            key = (aval.shape, aval.dtype)
+            shapes[key] = shapes.get(key, 0) + 1
     if not shapes:
         return None
-    shape = max(shapes, key=shapes.get)
+    shape, dtype = max(shapes, key=shapes.get)
     table = {("node", n): step for n, step in steps}
 
     def fits(ref):
@@ -267,9 +335,9 @@ def chunk_group(steps, avals, kept, constants):
         reads_group = any(a in members for a in refs)
         blocked = any(a in sinks or a in tainted for a in refs)
         elementwise = getattr(primitive, "entry", None) is not None and \
-            aval.dtype.kind == "f" and aval.shape == shape and all(fits(a) for a in refs)
+            aval.dtype == dtype and aval.shape == shape and all(fits(a) for a in refs)
         broadcast = primitive is BROADCAST_TO and aval.shape == shape and \
-            aval.dtype.kind == "f" and fits(refs[0])
+            aval.dtype == dtype and fits(refs[0])
         summed = primitive is REDUCE_SUM and reads_group and refs[0] in members and \
             tuple(attrs[0]) == tuple(range(len(shape)))
         if not blocked and (elementwise or broadcast or summed):

@@ -166,7 +166,7 @@ def _cupy_namespace():
 _PREAMBLE = None
 
 
-def _kernel(spec):
+def kernel_launcher(spec):
     """A launcher for the fused kernel ``spec`` (see :func:`gpuad.cuda.launch_elementwise`)."""
     global _PREAMBLE
     if _PREAMBLE is None:
@@ -235,7 +235,7 @@ class Elementwise(core.Primitive):
         if dtype.kind != "f":  # integer arithmetic: CuPy's ufuncs, as NumPy's
             return _cupy_namespace()["fwd_" + self.name](*values)
         if self._cuda_forward is None:
-            self._cuda_forward = _kernel(_table.forward_kernel_spec(self.entry))
+            self._cuda_forward = kernel_launcher(_table.forward_kernel_spec(self.entry))
         return self._cuda_forward(*[dtype.type(v) if isinstance(v, numbers.Number) else v
                                     for v in values])
 
@@ -280,7 +280,7 @@ class Elementwise(core.Primitive):
             spec = _table.vjp_kernel_spec(self.entry, needs)
             ins = spec.param_names[1:]  # after the cotangent
             rule = self._cuda_rules[needs] = (
-                _kernel(spec), [self.entry.saves.index(n) for n in ins])
+                kernel_launcher(spec), [self.entry.saves.index(n) for n in ins])
         kernel, order = rule
         T = g.dtype.type
         args = [g] + [T(values[i]) if isinstance(values[i], numbers.Number) else values[i]
@@ -318,7 +318,7 @@ class Elementwise(core.Primitive):
             if launch_and_names is None:
                 spec = _table.jvp_kernel_spec(self.entry, has)
                 launch_and_names = self._cuda_jvps[has] = (
-                    _kernel(spec), spec.param_names)
+                    kernel_launcher(spec), spec.param_names)
             launch, names = launch_and_names
             values = dict(zip([f"t{n}" for n, h in zip(self.entry.inputs, has) if h], raw))
             T = raw[0].dtype.type

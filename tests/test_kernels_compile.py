@@ -4,9 +4,11 @@ float64.  Needs cupy and pip's nvidia-cuda-nvrtc but no GPU, so CI keeps the GPU
 import os
 import re
 
+import numpy as np
 import pytest
 
-from gpuad import backends, cuda, table
+import gpuad as ad
+from gpuad import backends, cuda, ops, table
 
 ENTRIES = table.load()
 SPECS = table.kernel_specs(ENTRIES)
@@ -60,3 +62,37 @@ def test_literals_are_rendered_in_the_kernel_type():
     for spec in SPECS:
         bare = re.sub(r"T\(-?[0-9.e+-]+\)", "", spec.operation)
         assert not re.search(r"[0-9]\.[0-9]", bare), spec.operation
+
+
+def _fused_kernels():
+    """The fused group of a few compiled steps, traced on the NumPy backend (large enough to
+    fuse): each becomes one generated CUDA kernel on CuPy."""
+    rng = np.random.default_rng(0)
+    x = ad.constant(rng.uniform(-2, 2, 1 << 18).astype(np.float32), backend="numpy")
+    w = ad.constant(rng.uniform(-1, 1, 1 << 18).astype(np.float32), backend="numpy")
+
+    def w3(x):
+        with ad.GradientTape() as tape:
+            tape.watch(x)
+            y = ad.reduce_sum(ad.sin(x) ** 2 * ad.exp(-x * x))
+        return y, tape.gradient(y, x)
+
+    def activations(x, w):
+        with ad.GradientTape() as tape:
+            tape.watch([x, w])
+            y = ad.reduce_sum(ad.softplus(x * w) + ad.relu(x - w) * ad.sigmoid(w) +
+                              ad.where(x > w, ad.sqrt(ad.abs(x)), ad.tanh(w)))
+        return tape.gradient(y, [x, w])
+    specs = []
+    for fn, args in ((w3, (x,)), (activations, (x, w))):
+        group = ad.function(fn).get_concrete_function(*args).fused
+        specs.append((group.kernel_spec(), tuple(
+            "full" if group.avals[a].shape == group.shape else "one" for a in group.inputs)))
+    return specs, table.cuda_preamble(ops.ENTRIES)
+
+
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_nvrtc_compiles_the_fused_kernels_of_compiled_functions(ctype):
+    specs, preamble = _fused_kernels()
+    sources = [table.contiguous_kernel(spec, "", ctype, kinds)[0] for spec, kinds in specs]
+    assert len(cuda.nvrtc_compile(preamble + "\n".join(sources), f"fused_{ctype}.cu")) > 1000
