@@ -196,12 +196,19 @@ class ConcreteFunction:
                 if r[0] == "node":
                     last_use[r] = position
         lines = []
+        small = _SmallValues(avals, {("const", k): c for k, c in
+                                     enumerate(self._trace_constants)}, name, namespace)
+        lowered = 0  # steps lowered into `small`
         for position, (n, step) in enumerate(self.steps):
             if n is None:  # the fused group
                 lines.extend(step.render(name, namespace) if backend == "numpy" else
                              step.render_cuda(name, namespace, kernel_launcher))
                 continue
             primitive, refs, attrs, aval = step
+            if backend == "numpy" and small.takes(primitive, aval):
+                names[("node", n)] = small.lower(("node", n), primitive.entry, refs, lines)
+                lowered += 1
+                continue
             names[("node", n)] = out = f"v{n}"
             args = [name(r) for r in refs]
             namespace[f"a{n}"] = attrs
@@ -215,7 +222,7 @@ class ConcreteFunction:
                 namespace[f"f{n}"] = primitive.impl
                 lines.append(f"{out} = f{n}([{', '.join(args)}], a{n})")
             dead = [names[r] for r in refs if r[0] == "node" and last_use[r] == position
-                    and r not in kept]
+                    and r not in kept and names[r] == f"v{r[1]}"]
             if dead:  # its buffer goes back to the pool
                 lines.append(f"{' = '.join(dict.fromkeys(dead))} = None")
         returned = ", ".join(name(r) if r[0] != "python" else "None" for r in outputs)
@@ -229,6 +236,8 @@ class ConcreteFunction:
                        f"({assigns}{',' if assigned else ''})\n")
         exec(compile(self.source, "<gpuad.function replay>", "exec"), namespace)
         self._replay = namespace["replay"]
+        self.calls = len(self.steps) - (group is not None) - lowered + \
+            len(small.program.ops) + (group.calls if group is not None else 0)
         self._variables_read = list(variables.values())
         self._constants = constants
         self._outputs = outputs
@@ -257,10 +266,77 @@ class ConcreteFunction:
         fused = "" if self.fused is None else (
             f"; fused: {len(self.fused.members)} steps into one loop of "
             f"{len(self.fused.program.ops)} operations per chunk")
-        calls = steps + (0 if self.fused is None else self.fused.calls)
         return (f"traced ops: {self.traced_ops}; replayed steps: {steps}{fused}; calls per "
-                f"call: {calls}; {len(self.variables)} Variables, {len(self._constants)} "
+                f"call: {self.calls}; {len(self.variables)} Variables, {len(self._constants)} "
                 f"constants\n{self.source}")
+
+
+class _SmallValues:
+    """The small floating elementwise steps of a replay (below the buffer pool's size), all
+    lowered into one :class:`gpuad.fusion.Program`: each NumPy operation they need is written
+    once, at the first step that needs it, and what the trace knows folds away (``x * 1``, the
+    cotangent of a loss, an operation repeated by the backward)."""
+
+    def __init__(self, avals, constants, name, namespace):
+        self.program, self.avals, self.constants = fusion.Program(), avals, constants
+        self.name, self.namespace = name, namespace
+        self.operand_of, self.shape, self.dtype = {}, {}, {}
+
+    def takes(self, primitive, aval):
+        return getattr(primitive, "entry", None) is not None and aval.dtype.kind == "f" and \
+            aval.size * aval.dtype.itemsize < numpy_memory.POOL_MIN_BYTES
+
+    def operand(self, ref):
+        if ref in self.operand_of:
+            return self.operand_of[ref]
+        if ref[0] == "number":
+            return ("num", ref[1])
+        known = self.constants.get(ref)
+        if known is not None and known.ndim == 0 and known.dtype.kind in "biuf":
+            return ("num", known.item())
+        return ("in", ref)
+
+    def source(self, o):
+        if o[0] == "num":
+            return repr(o[1])
+        return self.name(o[1]) if o[0] == "in" else f"p{o[1]}"
+
+    def _aval(self, o):
+        if o[0] == "num":
+            return (), None
+        if o[0] == "in":
+            return self.avals[o[1]].shape, self.avals[o[1]].dtype
+        return self.shape[o[1]], self.dtype[o[1]]
+
+    def lower(self, ref, entry, refs, lines):
+        """Lower step ``ref`` (its entry, its inputs), writing the new operations into
+        ``lines``; returns the source naming its value."""
+        program = self.program
+        first = len(program.ops)
+        value = program.lower(entry.forward, dict(zip(entry.inputs,
+                                                      [self.operand(r) for r in refs])))
+        for k in range(first, len(program.ops)):
+            op, operands = program.ops[k]
+            shapes, dtypes = zip(*[self._aval(o) for o in operands])
+            self.shape[k] = numpy.broadcast_shapes(*shapes)
+            known = [d for d in dtypes if d is not None and d != numpy.bool_]
+            self.dtype[k] = numpy.dtype(numpy.bool_) if op in fusion.BOOLEAN else \
+                known[0] if known else self.avals[ref].dtype
+            self.namespace[f"u_{op}"] = fusion.numpy_function(op)
+            args = [self.source(o) for o in operands]
+            if all(o[0] == "num" for o in operands):  # Python numbers alone: in the dtype
+                self.namespace[f"n{k}"] = self.dtype[k].type
+                args[0] = f"n{k}({args[0]})"
+            args = ", ".join(args)
+            lines.append(f"p{k} = u_{op}({args})" if op == "where" else
+                         f"p{k} = u_{op}({args}, out=...)")
+        self.operand_of[ref] = value
+        if value[0] == "num":  # folded to a number: made an array of the step's own aval
+            aval = self.avals[ref]
+            self.namespace[f"s{ref[1]}"] = (aval.shape, aval.dtype)
+            lines.append(f"v{ref[1]} = numpy.full(s{ref[1]}[0], {value[1]!r}, s{ref[1]}[1])")
+            return f"v{ref[1]}"
+        return self.source(value)
 
 
 _UNFOLDABLE = ("random", "assign")  # a new draw each call; a side effect

@@ -16,7 +16,7 @@ import ast
 import numpy
 
 from .array_ops import BROADCAST_TO, REDUCE_SUM
-from .ops import ENTRIES, numpy_function
+from .ops import ENTRIES, numpy_function  # noqa: F401 (function.py's too)
 from .table import BUILTINS, KernelSpec
 
 CHUNK_MIN_ELEMENTS = 1 << 18  # below this a value fits the caches whole: no chunking
@@ -30,7 +30,7 @@ _OPERATORS = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply",
               ast.Or: "logical_or"}
 _COMPARISONS = {"greater": float.__gt__, "greater_equal": float.__ge__, "less": float.__lt__,
                 "less_equal": float.__le__, "equal": float.__eq__, "not_equal": float.__ne__}
-_BOOLEAN = set(_COMPARISONS) | {"logical_and", "logical_or", "logical_not"}
+BOOLEAN = set(_COMPARISONS) | {"logical_and", "logical_or", "logical_not"}
 
 
 class Program:
@@ -284,7 +284,7 @@ class ChunkGroup:
         floating = next(self.avals[r].dtype for r in self.members)
         for k, (op, operands) in enumerate(self.program.ops):
             known = [dtype[o] for o in operands if o[0] != "num" and dtype[o] != numpy.bool_]
-            dtype[("op", k)] = numpy.dtype(numpy.bool_) if op in _BOOLEAN else \
+            dtype[("op", k)] = numpy.dtype(numpy.bool_) if op in BOOLEAN else \
                 known[0] if known else floating
         return dtype
 
