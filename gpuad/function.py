@@ -68,19 +68,21 @@ class _Tracer:
         self.constants, self.constant_of = [], {}  # raw arrays; id(Tensor) -> index
 
     def ref(self, t):
-        if type(t) in (int, float, bool):
-            return ("number", t)
+        if type(t) in (int, float, bool):  # repr tells 0.0 from -0.0 and 1 from 1.0
+            return ("number", t, repr(t))
         key = id(t)
         if not isinstance(t, Tensor):  # a NumPy scalar (a rule's saved Python number)
             self.keep.append(t)
             return self._constant(key, numpy.asarray(t))
         if key in self.nodes:
             return ("node", self.nodes[key])
+        if key in self.current:  # a Variable after an assign in the trace
+            return self.current[key]
+        if key in self.inputs:  # a Variable passed as an argument is an input too
+            return ("input", self.inputs[key])
         if isinstance(t, Variable):
             self.variables.setdefault(key, t)
-            return self.current.get(key, ("variable", key))
-        if key in self.inputs:
-            return ("input", self.inputs[key])
+            return ("variable", key)
         return self._constant(key, t._value)
 
     def _constant(self, key, value):
@@ -97,6 +99,8 @@ class _Tracer:
         self.steps.append((primitive, refs, attrs, core.aval_of(out)))
         if primitive is ASSIGN:
             key = id(args[0])
+            if key not in self.inputs:
+                self.variables.setdefault(key, args[0])
             self.current[key] = self.assigned[key] = ("node", len(self.steps) - 1)
 
     def traced(self, t):
@@ -149,7 +153,9 @@ class ConcreteFunction:
                    else ("python", t) for t in leaves]
         self.variables = list(tracer.variables.values())
         self.guards = [(v.shape, v.dtype, v.backend) for v in self.variables]
-        assigned = [(tracer.variables[k], ref) for k, ref in tracer.assigned.items()]
+        # each assigned Variable: a captured one, or ("input", k) for one passed as argument k
+        assigned = [(("input", tracer.inputs[k]) if k in tracer.inputs else tracer.variables[k],
+                     ref) for k, ref in tracer.assigned.items()]
         steps, renames = _common_subexpressions(_fold_constants(tracer))
         outputs = [renames.get(r, r) if r[0] == "node" else r for r in outputs]
         assigned = [(v, renames.get(r, r) if r[0] == "node" else r) for v, r in assigned]
@@ -168,7 +174,7 @@ class ConcreteFunction:
 
         def name(ref):
             if ref[0] == "number":  # a literal in the source
-                return repr(ref[1])
+                return fusion.literal(ref[1])
             if ref[0] == "const" and ref not in names:
                 names[ref] = f"c{len(constants)}"
                 constants.append(self._trace_constants[ref[1]])
@@ -254,7 +260,7 @@ class ConcreteFunction:
                                        *[v._value for v in self._variables_read],
                                        *self._constants)
         for v, value in zip(self._assigned, new):
-            v._value = value
+            (input_leaves[v[1]] if type(v) is tuple else v)._value = value
         leaves = [r[1] if r[0] == "python" else input_leaves[r[1]] if r[0] == "input"
                   else wrap(value) for r, value in zip(self._outputs, values)]
         return self._rebuild(leaves)
@@ -298,7 +304,7 @@ class _SmallValues:
 
     def source(self, o):
         if o[0] == "num":
-            return repr(o[1])
+            return fusion.literal(o[1])
         return self.name(o[1]) if o[0] == "in" else f"p{o[1]}"
 
     def _aval(self, o):
@@ -334,7 +340,8 @@ class _SmallValues:
         if value[0] == "num":  # folded to a number: made an array of the step's own aval
             aval = self.avals[ref]
             self.namespace[f"s{ref[1]}"] = (aval.shape, aval.dtype)
-            lines.append(f"v{ref[1]} = numpy.full(s{ref[1]}[0], {value[1]!r}, s{ref[1]}[1])")
+            lines.append(f"v{ref[1]} = numpy.full(s{ref[1]}[0], {fusion.literal(value[1])}, "
+                         f"s{ref[1]}[1])")
             return f"v{ref[1]}"
         return self.source(value)
 
@@ -472,6 +479,15 @@ class Function:
         return concrete(tensors)
 
     def _trace(self, leaves, tensors, signature, rebuild):
+        # one Tensor passed for two arguments is two inputs of the trace (later calls may
+        # pass two): each leaf after the first gets a Tensor of its own
+        seen, separate = set(), []
+        for x in leaves:
+            if isinstance(x, Tensor) and not isinstance(x, Variable):
+                x = wrap(x._value) if id(x) in seen else x
+                seen.add(id(x))
+            separate.append(x)
+        leaves, tensors = separate, [x for x in separate if isinstance(x, Tensor)]
         tracer = _Tracer(self._fn, tensors)
         call_args, call_kwargs = rebuild(leaves)
         _tracing.tracer = tracer

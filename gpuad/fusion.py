@@ -12,6 +12,7 @@ intermediates stay in the cache; the values needed outside the group are copied 
 each sink is summed per chunk (pairwise, as NumPy's ``sum``) and the chunks' sums in float64.
 """
 import ast
+import math
 
 import numpy
 
@@ -33,6 +34,13 @@ _COMPARISONS = {"greater": float.__gt__, "greater_equal": float.__ge__, "less": 
 BOOLEAN = set(_COMPARISONS) | {"logical_and", "logical_or", "logical_not"}
 
 
+def literal(value):
+    """Python source for a number (inf and nan spelled so that they evaluate)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
 class Program:
     """Single operations ``(name, operands)`` over the group's inputs, each computed once.
 
@@ -49,10 +57,12 @@ class Program:
         folded = _fold(self, name, operands)
         if folded is not None:
             return folded
-        key = (name, operands)
+        # numbers by type and spelling: 0.0 is not -0.0, 1 is not 1.0
+        key = (name, tuple(("num", type(o[1]), repr(o[1])) if o[0] == "num" else o
+                           for o in operands))
         if key not in self._index:
             self._index[key] = ("op", len(self.ops))
-            self.ops.append(key)
+            self.ops.append((name, operands))
         return self._index[key]
 
     def lower(self, expr, env):
@@ -103,9 +113,11 @@ def _fold(program, name, operands):
             program.ops[operands[1][1]][0] == "negative":  # a + -b, a - -b
         return program.emit("subtract" if name == "add" else "add",
                             (operands[0], program.ops[operands[1][1]][1][0]))
-    if name in ("add", "subtract") and numbers[1] == 0 and type(numbers[1]) is not bool:
+    # a - 0 and a + -0.0 are a (a + 0.0 is not, for a = -0.0)
+    if name == "subtract" and numbers[1] == 0 and type(numbers[1]) is not bool or \
+            name == "add" and _negative_zero(numbers[1]):
         return operands[0]
-    if name == "add" and numbers[0] == 0 and type(numbers[0]) is not bool:
+    if name == "add" and _negative_zero(numbers[0]):
         return operands[1]
     if name == "true_divide" and numbers[1] == 1:
         return operands[0]
@@ -115,6 +127,10 @@ def _fold(program, name, operands):
         if operands[0][0] == "op" and program.ops[operands[0][1]][0] == "negative":
             return program.ops[operands[0][1]][1][0]
     return None
+
+
+def _negative_zero(number):
+    return type(number) is float and number == 0 and math.copysign(1, number) < 0
 
 
 class ChunkGroup:
@@ -181,7 +197,7 @@ class ChunkGroup:
 
         def operand(o):
             if o[0] == "num":
-                return repr(o[1])
+                return literal(o[1])
             if o[0] == "in":
                 return f"x{o[1]}[start:stop]" if self.avals[self.inputs[o[1]]].shape == \
                     self.shape else f"x{o[1]}"
@@ -189,6 +205,7 @@ class ChunkGroup:
         # an operation whose value only leaves the group is written straight into its output
         direct = {self.results[r][1]: r for r in sorted(self.outside)
                   if self.results[r][0] == "op" and self.results[r] not in last_read and
+                  program.ops[self.results[r][1]][0] != "where" and  # select makes its own
                   [self.results[q] for q in self.outside | self.sinks].count(self.results[r]) == 1}
         for k in sorted(live):
             op, operands = program.ops[k]
@@ -213,9 +230,15 @@ class ChunkGroup:
         for r in sorted(self.outside):
             if self.results[r][0] != "op" or self.results[r][1] not in direct:
                 body.append(f"v{r[1]}_f[start:stop] = {operand(self.results[r])}")
+        full = self._full()
         for r in sorted(self.sinks):
-            # pairwise in the chunk's dtype (as NumPy's sum), the chunks' sums in float64
-            body.append(f"v{r[1]}_acc += float(numpy.add.reduce({operand(self.results[r])}))")
+            # pairwise in the chunk's dtype (as NumPy's sum), the chunks' sums in float64;
+            # a value of one element stands for a whole chunk of it
+            summed = operand(self.results[r])
+            body.append(f"v{r[1]}_acc += float(numpy.add.reduce({summed}))" if
+                        self.results[r] in full else
+                        f"v{r[1]}_acc += float(numpy.add.reduce({summed}, axis=None)) * "
+                        f"(stop - start)")
         for slot, kind in enumerate(slots):
             namespace[f"d{slot}"] = kind
             lines.append(f"b{slot} = numpy.empty({CHUNK}, d{slot})")
@@ -277,6 +300,16 @@ class ChunkGroup:
             else:
                 lines.append(f"v{r[1]} = o{j}.reshape(s{r[1]}[0])")
         return lines
+
+    def _full(self):
+        """The operands with a value per element of a chunk: the full-size inputs, every
+        operation written into a chunk's scratch, and a select of one of them."""
+        full = {("in", k) for k, a in enumerate(self.inputs)
+                if self.avals[a].shape == self.shape}
+        for k, (op, operands) in enumerate(self.program.ops):
+            if op != "where" or any(o in full for o in operands):
+                full.add(("op", k))
+        return full
 
     def _dtypes(self):
         """The dtype of each operation's result (a comparison's is bool)."""

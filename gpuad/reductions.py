@@ -19,7 +19,7 @@ from .array_ops import (axes_arg, kept_shape, ones_like, reduce_sum, reshape, te
                         transpose, zeros)
 from .core import Primitive, bind, save_inputs, save_inputs_and_output
 from .math_ops import matmul, reduce_max, reduce_mean
-from .tensor import Tensor, wrap
+from .tensor import Tensor, concrete_value, wrap
 
 __all__ = ["reduce_prod", "reduce_logsumexp", "reduce_variance", "reduce_std", "norm",
            "cumsum", "cumprod"]
@@ -338,30 +338,33 @@ def _top_pair_change(t, factors):
 
 # The gradient of the spectral norm, u1 v1^T, as a primitive of the matrices: its derivative
 # is exact, but it treats the SVD factors as constants, so derivatives of the spectral norm
-# are exact to second order and not beyond.
-def _top_pair_impl(values, factors):
-    U, V = factors[0], factors[1]
+# are exact to second order and not beyond.  Each computes its SVD from its input (a compiled
+# function replays them with each call's matrices); the rules of the second order read the
+# matrices' values (a traced function refuses them).
+def _factors_of(a):
+    return _spectral_factors(concrete_value(a, "the second derivative of norm(ord=2)"))[1]
+
+
+def _top_pair_impl(values, attrs):
+    _, (U, V, _, _, _) = _spectral_factors(values[0])
     return U[..., :1] @ _backend.module_of(V).swapaxes(V[..., :1], -1, -2)
 
 
-# attrs: the SVD factors of _spectral_factors (constants of the matrices' values)
 _TOP_PAIR = Primitive("norm(ord=2) gradient", _top_pair_impl,
-                      lambda g, saved, attrs, needs: (_top_pair_change(g, attrs),),
+                      lambda g, saved, attrs, needs: (_top_pair_change(g, _factors_of(saved[0])),),
                       lambda tangents, saved, out, attrs, batch:
-                      _top_pair_change(tangents[0], attrs))
+                      _top_pair_change(tangents[0], _factors_of(saved[0])), save=save_inputs)
 
 
-def _top_pair(a, factors):
-    return bind(_TOP_PAIR, (a,), factors)
+def _top_pair(a):
+    return bind(_TOP_PAIR, (a,))
 
 
-# attrs: (the norms, the SVD factors): computed once, with the factors the rules need
 _SPECTRAL = Primitive(
-    "norm(ord=2)", lambda values, attrs: attrs[0],
-    lambda g, saved, attrs, needs: (reshape(g, g.shape + (1, 1)) *
-                                    _top_pair(saved[0], attrs[1]),),
+    "norm(ord=2)", lambda values, attrs: _spectral_factors(values[0])[0],
+    lambda g, saved, attrs, needs: (reshape(g, g.shape + (1, 1)) * _top_pair(saved[0]),),
     lambda tangents, saved, out, attrs, batch:
-    reduce_sum(tangents[0] * _top_pair(saved[0], attrs[1]), (-2, -1)), save=save_inputs)
+    reduce_sum(tangents[0] * _top_pair(saved[0]), (-2, -1)), save=save_inputs)
 
 
 def _spectral_factors(v):
@@ -383,7 +386,7 @@ def _spectral_norm(a):
     """The largest singular value of each matrix of ``a`` (..., m, n)."""
     if a.size == 0:
         return zeros(a.shape[:-2], a.dtype, a.backend)
-    return bind(_SPECTRAL, (a,), _spectral_factors(a._value))
+    return bind(_SPECTRAL, (a,))
 
 
 def _normaxes_arg(axis, shape):

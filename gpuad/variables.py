@@ -2,7 +2,7 @@
 from . import backends as _backend
 from . import core
 from .array_ops import constant, convert_to_tensor
-from .tensor import Tensor, next_id
+from .tensor import Tensor, concrete_value, next_id
 
 
 class Variable(Tensor):
@@ -31,7 +31,8 @@ class Variable(Tensor):
     __slots__ = ("trainable", "name")
 
     def __init__(self, initial_value, trainable=True, name=None, dtype=None):
-        value = convert_to_tensor(initial_value, dtype=dtype)._value
+        value = concrete_value(convert_to_tensor(initial_value, dtype=dtype),
+                               "Variable(initial_value)")  # a tracer refuses a traced one
         self._value = value.copy()  # a variable owns its buffer
         self._id = next_id()
         self.trainable = bool(trainable)
