@@ -10,9 +10,8 @@ depend on the inputs cannot become Python data while tracing (TraceError).  Vari
 read and assigned at each call; outputs of one call survive the next; a recording tape around
 a call makes it run eagerly; nested functions, methods, random ops and threads work.
 
-Known bugs are `xfail(strict=True)`: the tests at the end of the file, each naming its input,
-the expected and the observed result, and the registry and large table cases that hit them
-(their reasons name the bug).
+The tests at the end of the file are the bugs these tests found (fixed in e6b056d), each with
+its input and the result it gave: they stay as regression tests.
 """
 import inspect
 import math
@@ -129,14 +128,14 @@ def _second_order_of(fn):
 ORDERS = {"value": _value_of, "gradient": _first_order_of, "second order": _second_order_of}
 
 
-def _check_three_calls(fn, calls, dtype):
+def _check_three_calls(fn, calls, dtype, orders=tuple(ORDERS)):
     """Compile ``fn`` three ways (value, gradient, second order); call each with ``calls``:
     two argument lists of one signature (different values), then one of another shape.
     Each compiled result equals the eager one; the second call does not retrace, the third
     retraces exactly once; the first call's results are unchanged by the later calls."""
     rtol = _rtol(dtype)
-    for label, make in ORDERS.items():
-        step = make(fn)
+    for label in orders:
+        step = ORDERS[label](fn)
         compiled = ad.function(step)
         kept = []
         for k, args in enumerate(calls):
@@ -234,9 +233,9 @@ def _takes_float32(fn, arrays):
     return True
 
 
-def _bakes_a_value(fn):
-    """norm(ord=2) over a pair of axes: its primitive keeps the SVD of the traced call's
-    input in its attrs (see test_spectral_norm_is_recomputed_per_call)."""
+def _spectral(fn):
+    """norm(ord=2) over a pair of axes: its second derivative reads the matrices' singular
+    values (a TraceError while traced); its value and gradient compile."""
     return "ord=2, axis=(" in inspect.getsource(fn)
 
 
@@ -246,9 +245,7 @@ for _name, _cases in sorted(REGISTRY.items()):
         for _dtype in (np.float64, np.float32):
             if _dtype == np.float32 and not _takes_float32(_fn, _args):
                 continue
-            marks = [pytest.mark.xfail(strict=True, reason="norm(ord=2) of matrices replays "
-                                       "the traced call's SVD")] if _bakes_a_value(_fn) else []
-            REGISTRY_CASES.append(pytest.param(_name, _fn, _args, _dtype, marks=marks,
+            REGISTRY_CASES.append(pytest.param(_name, _fn, _args, _dtype,
                                                id=f"{_name}-{_i}-{np.dtype(_dtype).name}"))
 
 
@@ -276,7 +273,12 @@ def test_registered_op_compiled_equals_eager(name, fn, args, dtype):
     other = _other_shape(fn, args, dtype)
     if other is not None:
         calls.append(_constants(other, dtype))
-    _check_three_calls(fn, calls, dtype)
+    if _spectral(fn):
+        with pytest.raises(ad.TraceError, match=r"second derivative of norm\(ord=2\)"):
+            ad.function(_second_order_of(fn))(*calls[0])
+        _check_three_calls(fn, calls, dtype, orders=("value", "gradient"))
+    else:
+        _check_three_calls(fn, calls, dtype)
 
 
 def test_data_dependent_masks_are_refused_with_a_trace_error():
@@ -346,28 +348,16 @@ LARGE = [(512, 512), (512,), (512, 1)]  # 2^18 elements: pooled buffers, a chunk
 
 
 def _large_table_cases():
-    cases = []
-    for name in sorted(ENTRIES):
-        for order in ORDERS:
-            marks = [pytest.mark.xfail(strict=True, reason=BROKEN_LARGE[(name, order)])] \
-                if (name, order) in BROKEN_LARGE else []
-            cases.append(pytest.param(name, order, marks=marks, id=f"{name}-{order}"))
-    return cases
-
-
-_UNWRITTEN = ("a chunked group's select with a constant branch (where(c, g, 0)) is never "
-              "written into its output: the replay returns an unwritten pooled buffer")
-BROKEN_LARGE = {(name, order): _UNWRITTEN for name, order in [
-    ("maximum", "gradient"), ("minimum", "gradient"), ("relu", "gradient"),
-    ("pow", "gradient"), ("pow", "second order"), ("rsqrt", "gradient"),
-    ("sqrt", "gradient"), ("sqrt", "second order"), ("where", "gradient"),
-    ("where", "second order")]}
+    return [pytest.param(name, order, id=f"{name}-{order}")
+            for name in sorted(ENTRIES) for order in ORDERS]
 
 
 @pytest.mark.parametrize("name, order", _large_table_cases())
 def test_large_table_op_compiled_equals_eager(name, order):
     """Each table entry over 2^18 elements (broadcast from (512,) and (512, 1)), value,
-    gradient and second order: three calls with other values, each as eager; float32 too."""
+    gradient and second order: three calls with other values, each as eager; float32 too.
+    (Found: the gradients of maximum, minimum, relu, pow, rsqrt, sqrt and where returned an
+    unwritten pooled buffer: a fused select with a constant branch was never written.)"""
     n = len(ENTRIES[name].inputs)
     op = getattr(ad, name)
     step = ORDERS[order](lambda *xs: op(*xs))
@@ -388,7 +378,7 @@ BINARY = [ad.add, ad.subtract, ad.multiply, ad.maximum, ad.minimum, ad.squared_d
           lambda a, b: a * 0.5 - b, lambda a, b: ad.atan2(a, b * b + 1.0)]
 
 
-def _random_program(seed, n_inputs, length=10, binary=BINARY):
+def _random_program(seed, n_inputs, length=10):
     """A random straight-line program over the inputs: (op, operand indices), each index
     into the values made so far (the inputs first)."""
     rng = random.Random(seed)
@@ -398,7 +388,7 @@ def _random_program(seed, n_inputs, length=10, binary=BINARY):
         if rng.random() < 0.45:
             program.append((rng.choice(UNARY), [rng.randrange(available)]))
         else:
-            program.append((rng.choice(binary), [rng.randrange(available),
+            program.append((rng.choice(BINARY), [rng.randrange(available),
                                                  rng.randrange(available)]))
     return program
 
@@ -438,18 +428,13 @@ def test_random_elementwise_chains(seed, dtype):
     assert compiled.experimental_get_tracing_count() == 2
 
 
-# maximum and minimum left out: their gradients over large values hit the bug of
-# test_large_table_op_compiled_equals_eager's xfails (_UNWRITTEN)
-BINARY_LARGE = [op for op in BINARY if op not in (ad.maximum, ad.minimum)]
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(6))
 def test_random_elementwise_chains_large(seed, dtype):
     """The same over (512, 1) x (1024,) x (1, 1024) and a scalar: values of 2^19 elements
     (pooled buffers, chunked elementwise groups with sums in them)."""
     shapes = [(512, 1), (1024,), (1, 1024), ()]
-    program = _random_program(100 + seed, len(shapes), length=12, binary=BINARY_LARGE)
+    program = _random_program(100 + seed, len(shapes), length=12)
     step = _chain_step(program)
     compiled = ad.function(step)
     rng = np.random.default_rng(seed)
@@ -1125,22 +1110,21 @@ def test_large_elementwise_groups_with_sums_and_outside_readers(dtype):
     assert compiled.experimental_get_tracing_count() == 1
 
 
-# ----------------------------------------------------------------------------- known bugs
+# -------------------------------------------------- bugs these tests found (regressions)
 
-@pytest.mark.xfail(strict=True, reason="the same Tensor passed for two arguments: the tracer "
-                   "maps both to the last input index, the compiler then has no name for it "
-                   "(KeyError ('input', 1))")
 def test_same_tensor_passed_for_two_arguments():
+    """Was: the tracer mapped both arguments to the last input index, so f(x, x) raised
+    KeyError ('input', 1) while compiling."""
     f = ad.function(lambda a, b: a - b)
     x, y = ad.constant([1.0, 2.0]), ad.constant([5.0, 7.0])
     assert_same(f(x, x), x - x, 0.0)
     assert_same(f(x, y), x - y, 0.0)  # the trace of f(x, x) must not alias a and b
+    assert_same(f(y, x), y - x, 0.0)
 
 
-@pytest.mark.xfail(strict=True, reason="a Variable argument is captured by identity: a "
-                   "replay with another Variable of the same shape reads and assigns the "
-                   "traced one")
 def test_another_variable_of_the_same_shape_as_argument():
+    """Was: a Variable argument was captured by identity, so a replay with another Variable
+    of the same shape read and assigned the traced one."""
     read = ad.function(lambda v, x: v * x)
     bump = ad.function(lambda v, d: v.assign_add(d))
     v1, v2 = ad.Variable([1.0, 2.0]), ad.Variable([10.0, 20.0])
@@ -1148,47 +1132,46 @@ def test_another_variable_of_the_same_shape_as_argument():
     read(v1, x)
     bump(v1, x)
     bump(v2, x)
-    np.testing.assert_allclose(v1.numpy(), [2.0, 4.0])   # got [3, 6]: assigned twice
-    np.testing.assert_allclose(v2.numpy(), [11.0, 22.0])  # got [10, 20]: untouched
-    np.testing.assert_allclose(read(v2, x).numpy(), [11.0, 44.0])  # got v1's value * x
+    np.testing.assert_allclose(v1.numpy(), [2.0, 4.0])   # was [3, 6]: assigned twice
+    np.testing.assert_allclose(v2.numpy(), [11.0, 22.0])  # was [10, 20]: untouched
+    np.testing.assert_allclose(read(v2, x).numpy(), [11.0, 44.0])  # was v1's value * x
+    assert read.experimental_get_tracing_count() == 1 and bump.experimental_get_tracing_count() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="Python numbers are rendered by repr() into the "
-                   "replay's source: inf and nan become undefined names (NameError at the "
-                   "first replay)")
 @pytest.mark.parametrize("fn", [lambda x: ad.minimum(x, math.inf) + ad.maximum(x, -math.inf),
                                 lambda x: ad.where(x > 1.5, x, math.nan)], ids=["inf", "nan"])
 def test_python_inf_and_nan_constants(fn):
+    """Was: Python numbers were written into the replay's source by repr(): inf and nan were
+    undefined names (NameError at the first replay)."""
     compiled = ad.function(fn)
     for values in ([1.0, 2.0], [3.0, 1.0]):
         x = ad.constant(values)
         assert_same(compiled(x), fn(x), 0.0)
 
 
-@pytest.mark.xfail(strict=True, reason="common-subexpression elimination keys Python numbers "
-                   "by ==: x * 0.0 and x * -0.0 are merged (signed zeros lost)")
 @pytest.mark.filterwarnings("ignore:divide by zero")
 def test_signed_zero_constants_are_not_merged():
+    """Was: common subexpressions were keyed by Python numbers' ==, so x * 0.0 and x * -0.0
+    were merged: the replay gave +inf for 1 / (x * -0.0)."""
     f = ad.function(lambda x: (1.0 / (x * 0.0), 1.0 / (x * -0.0)))
     x = ad.constant([1.0, 2.0])
     for _ in range(2):  # the trace, then a replay
         pos, neg = f(x)
         np.testing.assert_array_equal(pos.numpy(), [np.inf, np.inf])
-        np.testing.assert_array_equal(neg.numpy(), [-np.inf, -np.inf])  # replay: +inf
+        np.testing.assert_array_equal(neg.numpy(), [-np.inf, -np.inf])
 
 
-@pytest.mark.xfail(strict=True, reason="norm(ord=2) of matrices computes the SVD at bind "
-                   "time into the primitive's attrs: the replay returns the traced call's norm")
 def test_spectral_norm_is_recomputed_per_call():
+    """Was: norm(ord=2) of matrices computed the SVD at bind time into the primitive's attrs:
+    every replay returned the traced call's norm."""
     f = ad.function(lambda m: ad.norm(m, ord=2, axis=(0, 1)))
     assert float(f(ad.constant(np.eye(2)))) == 1.0
-    assert float(f(ad.constant(3.0 * np.eye(2)))) == 3.0  # got 1.0
+    assert float(f(ad.constant(3.0 * np.eye(2)))) == 3.0  # was 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="chunked elementwise group: a sum over all axes of a "
-                   "one-element broadcast adds one element per 32K-element chunk, not one per "
-                   "element")
 def test_chunked_sum_of_a_broadcast_scalar():
+    """Was: in a chunked group, a sum over all axes of a one-element broadcast added one
+    element per 32K-element chunk: d/dc sum(x + c) over 2^19 elements gave 16."""
     def step(x, c):
         with ad.GradientTape() as tape:
             tape.watch(c)
@@ -1198,24 +1181,27 @@ def test_chunked_sum_of_a_broadcast_scalar():
     compiled = ad.function(step)
     x = ad.constant(np.linspace(0.0, 1.0, 1 << 19, dtype=np.float32))
     c = ad.constant(np.float32(0.5))
-    for _ in range(2):  # the trace, then a replay (which gives 16.0)
+    for _ in range(2):  # the trace, then a replay
         loss, grad = compiled(x, c)
         assert float(grad) == float(1 << 19)
         assert_same(loss, step(x, c)[0], 1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="a Variable created inside from an input copies the "
-                   "traced call's value (no bind, no TraceError): replays return it")
-def test_a_variable_created_from_an_input_inside():
+def test_a_variable_created_from_an_input_inside_is_refused():
+    """Was: Variable(x * 2.0) inside copied the traced call's value (no bind, no error), and
+    replays returned it.  Now refused while tracing, as tf.function refuses an initializer
+    that depends on the function's inputs."""
     def make(x):
         v = ad.Variable(x * 2.0)
         return v + 1.0
 
-    compiled = ad.function(make)
-    x, y = ad.constant([1.0, 2.0]), ad.constant([3.0, 4.0])
-    try:
-        compiled(x)
-        second = compiled(y)
-    except (ad.TraceError, ValueError):  # refused, as tf.function's initializer error
-        return
-    np.testing.assert_allclose(second.numpy(), [7.0, 9.0])  # got [3, 5]: call 1's
+    with pytest.raises(ad.TraceError, match=r"make.*Variable\(initial_value\).*by multiply"):
+        ad.function(make)(ad.constant([1.0, 2.0]))
+    np.testing.assert_allclose(make(ad.constant([3.0, 4.0])).numpy(), [7.0, 9.0])  # eagerly
+
+    @ad.function
+    def from_a_constant(x):  # an initial value not computed from the inputs is fine
+        v = ad.Variable(ad.constant([1.0, 2.0]))
+        return v * x
+    np.testing.assert_allclose(from_a_constant(ad.constant([3.0, 4.0])).numpy(), [3.0, 8.0])
+    np.testing.assert_allclose(from_a_constant(ad.constant([5.0, 6.0])).numpy(), [5.0, 12.0])
