@@ -71,6 +71,7 @@ def backward(tape, cotangents, source_ids, release=False):
     grads = dict(cotangents)
     stop = min(source_ids)
     outer = core.recorders()  # still recording: they may record this backward pass
+    observed = core.observed()  # an observer must see every step: no fused rules
     with numpy.errstate(all="ignore"):  # masked-off branches of where() may compute log(0)
         for oid in reversed(list(records)):
             if oid < stop:  # records are in id order: none below the first source matters
@@ -88,8 +89,7 @@ def backward(tape, cotangents, source_ids, release=False):
                 needs = tuple([i in known for i in input_ids])
                 if True not in needs:
                     continue
-            differentiable = bool(outer) and core.seen_by_recorders((g,) + saved) or \
-                core.observed()
+            differentiable = observed or bool(outer) and core.seen_by_recorders((g,) + saved)
             for i, gi in zip(input_ids, prim.vjp(g, saved, attrs, needs, differentiable)):
                 if gi is not None and i:
                     if i in grads:
