@@ -30,7 +30,6 @@ _INT_OK = {"negative", "abs", "sign", "square", "add", "subtract", "multiply", "
 # ============================================================ elementwise ops from the table
 
 ENTRIES = _table.load()  # the derivative table: name -> table.Entry
-_ENTRIES = ENTRIES
 
 
 def _dtype_type(*values):
@@ -154,7 +153,7 @@ def _cupy_namespace():
     global _CUPY_NS
     if _CUPY_NS is None:
         ns = _array_namespace(_backend.cupy)
-        for entry in _ENTRIES.values():
+        for entry in ENTRIES.values():
             fwd = _compile(_forward_source(entry, "fwd_" + entry.name, False), ns,
                            "fwd_" + entry.name)
             if entry.name not in _table.BUILTINS:
@@ -170,7 +169,7 @@ def kernel_launcher(spec):
     """A launcher for the fused kernel ``spec`` (see :func:`gpuad.cuda.launch_elementwise`)."""
     global _PREAMBLE
     if _PREAMBLE is None:
-        _PREAMBLE = _table.cuda_preamble(_ENTRIES)
+        _PREAMBLE = _table.cuda_preamble(ENTRIES)
 
     def render(kinds, ctype):
         return _table.contiguous_kernel(spec, _PREAMBLE, ctype, kinds)
@@ -260,7 +259,7 @@ class Elementwise(core.Primitive):
         op = self._gradient_ops.get(wrt)
         if op is None:
             op = self._gradient_ops[wrt] = Elementwise(
-                _table.gradient_entry(self.entry, wrt, _ENTRIES))
+                _table.gradient_entry(self.entry, wrt, ENTRIES))
         return op
 
     def _numpy_rules_for(self, needs):
@@ -607,7 +606,7 @@ def _elementwise_doc(entry):
             f"Derivative (from kernels/derivatives.txt): {partials or 'none (no gradient)'}.\n")
 
 
-PRIMITIVES = {name: Elementwise(entry) for name, entry in _ENTRIES.items()}
+PRIMITIVES = {name: Elementwise(entry) for name, entry in ENTRIES.items()}
 ELEMENTWISE_OPS = {}  # name -> op, filled by _elementwise_op
 
 
@@ -658,7 +657,7 @@ round = _elementwise_op("round")  # noqa: A001 (TF's name)
 floordiv = _elementwise_op("floordiv")
 mod = _elementwise_op("mod")
 
-_missing = set(_ENTRIES) - set(ELEMENTWISE_OPS)
+_missing = set(ENTRIES) - set(ELEMENTWISE_OPS)
 if _missing:
     raise RuntimeError(f"gpuad/ops.py names no op for the table's entries {sorted(_missing)}")
 _GPUAD_NS.update(ELEMENTWISE_OPS)
