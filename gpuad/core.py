@@ -159,6 +159,7 @@ def save_inputs_and_output(inputs, out, attrs):
 class _Observers(threading.local):
     def __init__(self):
         self.functions = []
+        self.pending = None  # the records of the op being bound, while observers wait for it
 
 
 _observers = _Observers()
@@ -174,13 +175,28 @@ def bind(primitive, args, attrs=None):
     input, and shows it to the observers of this thread.  An allocator's MemoryError comes
     out naming the primitive and the bytes it asked for.
     """
+    if OBSERVING and _observers.functions:
+        return _bind_observed(primitive, args, attrs)
+    try:
+        return primitive.eager(args, attrs)
+    except MemoryError as error:
+        raise out_of_memory(primitive.name, error) from None
+
+
+def _bind_observed(primitive, args, attrs):
+    """:func:`bind` with observers: they see the op before it is recorded, since recording
+    runs the forward-mode rules of the accumulators, whose ops read its output."""
+    outer, _observers.pending = _observers.pending, []
     try:
         out = primitive.eager(args, attrs)
     except MemoryError as error:
         raise out_of_memory(primitive.name, error) from None
-    if OBSERVING and _observers.functions:
-        for observe in _observers.functions:
-            observe(primitive, args, attrs, out)
+    finally:
+        pending, _observers.pending = _observers.pending, outer
+    for observe in _observers.functions:
+        observe(primitive, args, attrs, out)
+    for entry in pending:  # now, before the op that bound this one records itself
+        _record_now(*entry)
     return out
 
 
@@ -312,6 +328,13 @@ _new_tuple = tuple.__new__
 def record_ids(primitive, ids, inputs, out, attrs, saved=None):
     """:func:`record` given the inputs' ids (0 for a constant), for the ops' fast paths
     (which pass ``saved``, and no ``inputs``)."""
+    if OBSERVING and _observers.pending is not None:  # after the observers (_bind_observed)
+        _observers.pending.append((primitive, ids, inputs, out, attrs, saved))
+    else:
+        _record_now(primitive, ids, inputs, out, attrs, saved)
+
+
+def _record_now(primitive, ids, inputs, out, attrs, saved):
     entry = None
     for recorder in _recorders.stack:
         known = recorder._ids

@@ -150,11 +150,10 @@ def test_record_ids_are_in_topological_order(observed):
     record's output is checked); else the ops' inlined fast paths record."""
     v = ad.Variable(np.array([[0.5, -0.3, 0.2], [0.1, 0.8, -0.6]]))
     x = ad.constant(np.array([[0.1, 0.2], [0.3, -0.4], [0.7, 0.05]]))
-    outputs = {}
+    observed_outputs = []  # observers see an op before it is recorded: ids come after
 
     def observe(primitive, args, attrs, out):
-        if out._id:
-            outputs[out._id] = out
+        observed_outputs.append(out)
 
     with core.observing(observe) if observed else _nothing():
         with ad.GradientTape(persistent=True) as outer:
@@ -169,7 +168,8 @@ def test_record_ids_are_in_topological_order(observed):
                 e = ad.tanh(x) * ad.reshape(c, (3, 1))[:, :1]  # broadcast, x reused
                 y = d + ad.reduce_mean(e) + ad.reduce_sum(v * v)  # v read again
             held = {t._id: t for t in (h, a, b, c, d, e, y)}
-            _check_records(inner, {**held, **outputs})  # before reverse mode walks it
+            # checked before reverse mode walks the inner tape
+            _check_records(inner, {**held, **{t._id: t for t in observed_outputs if t._id}})
             dx, dv = inner.gradient(y, [x, v])            # recorded by outer
             z = ad.reduce_sum(dx * dx) + ad.reduce_sum(ad.sqrt(dv * dv + 1.0)) + y
         gx, gv = outer.gradient(z, [x, v])
@@ -181,6 +181,7 @@ def test_record_ids_are_in_topological_order(observed):
     for t in (dx, dv, z):  # the backward pass of the inner tape: on the outer tape only
         assert t._id in outer._records and t._id not in inner._records
     assert len(outer._records) > len(inner._records)
+    outputs = {t._id: t for t in observed_outputs if t._id}
     for tape in (inner, outer):
         if observed:  # every record comes from an observed bind
             missing = [r.primitive.name for r in tape._records.values()

@@ -1205,3 +1205,42 @@ def test_a_variable_created_from_an_input_inside_is_refused():
         return v * x
     np.testing.assert_allclose(from_a_constant(ad.constant([3.0, 4.0])).numpy(), [3.0, 8.0])
     np.testing.assert_allclose(from_a_constant(ad.constant([5.0, 6.0])).numpy(), [5.0, 12.0])
+
+
+@ad.custom_gradient
+def _clipped_identity(x):
+    return ad.identity(x), lambda dy: ad.clip_by_value(dy, -0.5, 0.5)
+
+
+def _transforms(x, m):
+    """Every transform of gpuad inside one function: their ops are in the trace."""
+    with ad.GradientTape(persistent=True) as tape:
+        tape.watch([x, m])
+        y = ad.reduce_sum(ad.sin(x) * x)
+        with tape.stop_recording():
+            z = ad.exp(x)  # a constant for the tape
+        w = x * z
+        rows = ad.tanh(m) * 2.0
+        c = ad.reduce_sum(_clipped_identity(x) * 3.0)
+    jv_x = ad.ones_like(x)
+    with ad.ForwardAccumulator(x, jv_x) as acc:
+        v = ad.tanh(x) * x
+    return (tape.gradient(y, x), tape.jacobian(w, x), tape.batch_jacobian(rows, m),
+            tape.gradient(c, x), acc.jvp(v), ad.grad(lambda t: ad.reduce_sum(t ** 3))(x),
+            ad.hessian(lambda t: ad.reduce_sum(ad.sin(t) * t))(x),
+            ad.gradients_function(lambda t: ad.reduce_sum(ad.exp(t)))(x)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_every_transform_inside_a_compiled_function(dtype):
+    """Persistent tapes, stop_recording, jacobian, batch_jacobian, custom_gradient,
+    ForwardAccumulator and the JAX- and TF1-style transforms inside a compiled function give
+    eager's results, on the trace and on replays with other values."""
+    compiled = ad.function(_transforms)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = ad.constant(rng.uniform(-1, 1, 3).astype(dtype))
+        m = ad.constant(rng.uniform(-1, 1, (2, 3)).astype(dtype))
+        for got, want in zip(compiled(x, m), _transforms(x, m)):
+            assert_same(got, want, _rtol(dtype))
+    assert compiled.experimental_get_tracing_count() == 1
