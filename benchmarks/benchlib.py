@@ -1,10 +1,12 @@
 """Shared by the benchmark modules: the peers (each imported when installed, else None), the
 check every implementation passes before it is timed, and the timing call.
 
-Implementation names: ``gpuad``; the hand-written floor (``numpy-floor``, ``cupy-floor``); a
-peer's reference row (``torch``, ``autograd``, ``jax`` on the CPU, ``torch-cuda``, ``jax-gpu``
-on a GPU), against which the table's "vs <peer>" column divides; variants such as
-``jax (no jit)`` are shown in the table but divide nothing.
+Implementation names: ``gpuad`` (eager) and ``gpuad (function)`` (the same step under
+``gpuad.function``, traced by its first call, before the check and the timing); the
+hand-written floor (``numpy-floor``, ``cupy-floor``); a peer's reference row (``torch``,
+``autograd``, ``jax`` (under jit), ``tf.function`` on the CPU, ``torch-cuda``, ``jax-gpu`` on a
+GPU), against which the table's "vs <peer>" column divides; variants such as ``jax (no jit)``
+or ``tf eager`` are shown in the table but divide nothing.
 """
 import importlib
 import math
@@ -17,9 +19,12 @@ import pytest
 import gpuad as ad
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # jax shares the GPU
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up log lines
 
 
 def _optional(name):
+    if os.environ.get("GPUAD_BENCH_NO_PEERS"):  # a fresh process timing gpuad alone
+        return None
     try:
         return importlib.import_module(name)
     except Exception:  # not installed, or an install that does not import: that peer skips
@@ -34,22 +39,49 @@ if jax is not None:
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on the GPU
 anp = _optional("autograd.numpy")
 jnp = _optional("jax.numpy")
+tf = _optional("tensorflow")  # the CPU rows tf.function and tf eager (W1, W3, W4)
+if tf is not None:
+    try:  # a GPU build of TensorFlow would take the whole card at its first op
+        tf.config.set_visible_devices([], "GPU")
+    except Exception:
+        pass
 
 PEER_OF = {"torch": "torch", "autograd": "autograd", "jax": "jax", "torch-cuda": "torch",
-           "jax-gpu": "jax"}
+           "jax-gpu": "jax", "tf.function": "tf"}
+COMPILED = "gpuad (function)"  # the row whose fn is a gpuad.function (and its variants)
+_MODULES = (("torch", torch, "torch"), ("autograd", autograd, "autograd"), ("jax", jax, "jax"),
+            ("tf", tf, "tensorflow"))
 BUDGET_S = float(os.environ.get("GPUAD_BENCH_BUDGET", "2"))  # timed seconds per implementation
+
+
+def _missing(impl):
+    return next((package for prefix, module, package in _MODULES
+                 if impl.startswith(prefix) and module is None), None)
 
 
 def require_ok(impl):
     """Whether the peer that ``impl`` names (if any) is importable."""
-    return not any(impl.startswith(name) and module is None
-                   for name, module in (("torch", torch), ("autograd", autograd), ("jax", jax)))
+    return _missing(impl) is None
 
 
 def require(impl):
     """Skip the test when the peer that ``impl`` names is not importable."""
     if not require_ok(impl):
-        pytest.skip(f"{impl.split()[0]} is not installed")
+        pytest.skip(f"{_missing(impl)} is not installed")
+
+
+def first_call(impl, fn, *args):
+    """Trace the compiled row (``gpuad (function)``) by its first call, so that the check
+    sees a replay's result and the timing never includes the trace; other rows: nothing."""
+    if impl.startswith(COMPILED[:-1]):
+        fn(*args)
+        assert fn.experimental_get_tracing_count() == 1
+
+
+def traced_once(impl, fn):
+    """After the timing: the compiled row replayed every call (no retrace)."""
+    if impl.startswith(COMPILED[:-1]):
+        assert fn.experimental_get_tracing_count() == 1, "gpuad.function retraced"
 
 
 def jax_cpu(tree):
@@ -77,12 +109,18 @@ def check(impl, got, want, rtol, atol=0.0):
                                    err_msg=f"{impl} is wrong (output {i}): not timed")
 
 
+def _until_ready(impl, fn):
+    """JAX dispatches asynchronously, on the CPU too: a jax call is timed until its outputs
+    are ready (block_until_ready)."""
+    return (lambda *a: jax.block_until_ready(fn(*a))) if impl.startswith("jax") else fn
+
+
 def timed(benchmark, group, impl, fn, *args, ops=1, sync=None, max_rounds=300):
     """Time ``fn(*args)`` for about BUDGET_S seconds (5 to ``max_rounds`` rounds; calls shorter
     than 1 ms are repeated within a round).  ``sync`` (a device synchronize) runs before each
-    round, untimed, and after each call, timed.  JAX dispatches asynchronously, on the CPU
-    too: a jax call is timed until its outputs are ready (block_until_ready)."""
-    call = (lambda *a: jax.block_until_ready(fn(*a))) if impl.startswith("jax") else fn
+    round, untimed, and after each call, timed.  A jax call is timed until its outputs are
+    ready."""
+    call = _until_ready(impl, fn)
     run = call if sync is None else (lambda *a: (call(*a), sync())[0])
     if benchmark.disabled:  # without --benchmark-enable: the checks ran; one untimed call
         return benchmark.pedantic(run, args=args)
@@ -121,14 +159,26 @@ def interleaved(calls, rounds):
 NOTES = []  # lines for the summary after the table (interleaved ratios, peak memory)
 
 
-def interleaved_line(label, impls, rounds, unit=1e3, suffix="ms"):
+def interleaved_line(label, impls, rounds, unit=1e3, suffix="ms", star=False):
     """One line (also kept in NOTES): the interleaved median of each importable ``name: (fn,
-    make)`` of ``impls`` and gpuad's ratio to each of the others."""
-    calls = {name: (fn, make()) for name, (fn, make) in impls.items() if fn is not None}
+    make)`` of ``impls`` and gpuad's ratio to each of the others (and the compiled row's,
+    ``function``, where ``impls`` has one).  ``star``: ``make()`` gives a tuple of arguments."""
+    calls = {name: (fn, make()) for name, (fn, make) in impls.items()
+             if fn is not None and require_ok(name)}
+    for name, (fn, arg) in calls.items():
+        first_call(name, fn, *(arg if star else (arg,)))
+    calls = {name: (_until_ready(name, (lambda a, f=fn: f(*a)) if star else fn), arg)
+             for name, (fn, arg) in calls.items()}
     medians = interleaved(calls, rounds)
-    ours = medians["gpuad"]
+    ours = [(short, medians[name]) for short, name in (("gpuad", "gpuad"), ("function", COMPILED))
+            if name in medians]
+
+    def ratios(name, t):
+        return ", ".join(f"{short} {mine / t:.2f}x" for short, mine in ours
+                         if name not in ("gpuad", COMPILED) or short == "gpuad")
+
     parts = [f"{name} {t * unit:.3f} {suffix}" + ("" if name == "gpuad" else
-                                                   f" (gpuad {ours / t:.2f}x)")
+                                                   f" ({ratios(name, t)})")
              for name, t in medians.items()]
     NOTES.append(f"{label}, interleaved medians of {rounds}: " + ", ".join(parts))
     return NOTES[-1]

@@ -1,9 +1,9 @@
 """Benchmark plumbing: each workload is one pytest-benchmark group whose implementations are
 named by ``impl`` (see benchlib.py); the terminal summary prints the median of each, its ratio
 to the group's floor (the hand-written NumPy/CuPy version) and to each peer present (torch,
-autograd, jax), and writes the table as latest.md and latest.json to $GPUAD_BENCH_OUT
-(default benchmarks/results/cpu-latest, or gpu-latest on a machine with a CUDA device).
-Run: ``python -m pytest benchmarks --benchmark-enable``.
+autograd, jax, tf: tf.function), and writes the table as latest.md and latest.json to
+$GPUAD_BENCH_OUT (default benchmarks/results/cpu-latest, or gpu-latest on a machine with a
+CUDA device).  Run: ``python -m pytest benchmarks --benchmark-enable``.
 """
 import datetime
 import importlib.metadata
@@ -15,7 +15,7 @@ import sys
 
 from gpuad import backends
 
-PEERS = ("torch", "autograd", "jax")
+PEERS = ("torch", "autograd", "jax", "tf")
 RESULTS = pathlib.Path(__file__).parent / "results"
 
 
@@ -52,7 +52,7 @@ def _machine():
         props = backends.cupy.cuda.runtime.getDeviceProperties(0)
         cpu = f"{props['name'].decode()} + {cpu}"
     versions = [f"python {sys.version.split()[0]}"]
-    for name in ("numpy", "torch", "autograd", "jax", "cupy"):
+    for name in ("numpy", "torch", "autograd", "jax", "tensorflow", "cupy"):
         if name in sys.modules:
             try:
                 versions.append(f"{name} {importlib.metadata.version(name)}")

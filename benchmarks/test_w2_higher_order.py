@@ -6,13 +6,15 @@ lower orders (the cost of building tapes of tapes).
 gpuad: gradients_function nested; torch: autograd.grad(create_graph=True) nested; autograd:
 elementwise_grad nested; jax: grad nested, vmap over the points, one jit for the four outputs.
 Floor: the closed forms in NumPy (2 sin cos, 2 cos 2x, -4 sin 2x).  Checked against float64.
+Compiled: ``gpuad (function)``, the whole nest (the four outputs) under ``gpuad.function``,
+traced by a first call outside the timing; its target is a ratio against jax (under jit).
 """
 import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import (anp, autograd, check, interleaved_line, jax, jax_cpu, jnp, require,
-                      require_ok, timed, torch)
+from benchlib import (anp, autograd, check, first_call, interleaved_line, jax, jax_cpu, jnp,
+                      require, require_ok, timed, torch, traced_once)
 
 X = np.linspace(-2 * np.pi, 2 * np.pi, 100).astype(np.float32)
 
@@ -62,6 +64,7 @@ def jax_all(x):
 
 jax_jit = jax and jax.jit(jax_all)
 IMPLS = {"gpuad": (gpuad_all, lambda: ad.constant(X)),
+         "gpuad (function)": (ad.function(gpuad_all), lambda: ad.constant(X)),
          "numpy-floor": (numpy_floor, lambda: X),
          "torch": (torch_all, lambda: torch.tensor(X)),
          "autograd": (autograd_all, lambda: X),
@@ -74,13 +77,17 @@ def test_w2_higher_order(benchmark, impl):
     fn, make = IMPLS[impl]
     with ad.backend("numpy"):
         arg = make()
+        first_call(impl, fn, arg)
         check(impl, fn(arg), closed_form(X), rtol=0, atol=2e-5)
         timed(benchmark, "W2 sin^2 and 3 derivatives, nested, 100 points", impl, fn, arg)
+        traced_once(impl, fn)
 
 
 def test_w2_interleaved_ratios(capsys):
-    """gpuad, torch and autograd alternating call by call: medians of 300 rounds."""
-    impls = {name: IMPLS[name] for name in ("gpuad", "numpy-floor", "torch", "autograd")
+    """gpuad, gpuad.function, the floor, torch, autograd and jax alternating call by call:
+    medians of 300 rounds."""
+    impls = {name: IMPLS[name] for name in ("gpuad", "gpuad (function)", "numpy-floor", "torch",
+                                            "autograd", "jax")
              if require_ok(name)}
     with ad.backend("numpy"):
         line = interleaved_line("W2 (us)", impls, rounds=300, unit=1e6, suffix="us")

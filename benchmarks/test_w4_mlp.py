@@ -4,17 +4,26 @@ a batch of 256, float32; the loss and the gradients of all six parameters (no up
 gpuad: GradientTape over ad.Variable parameters, ad.nn.softmax_cross_entropy_with_logits.
 Floor: the forward and the textbook backward (p - onehot, ReLU masks, three GEMMs per layer) in
 NumPy.  Peers: torch (F.cross_entropy, autograd.grad), autograd and jax (value_and_grad of the
-same loss written with logsumexp; jax under jit).  Checked against the floor's code run in
+same loss written with logsumexp; jax under jit), TensorFlow (GradientTape over tf.Variables,
+tf.nn.softmax_cross_entropy_with_logits, under tf.function).  Compiled: ``gpuad (function)``,
+the same gpuad step under ``gpuad.function``, traced by a first call outside the timing (the
+first call's cost, trace and code generation, in a fresh process: ``test_w4_first_call``;
+its target is a ratio against the NumPy floor).  Checked against the floor's code run in
 float64: each output within 1e-3 relative plus 1e-4 of its largest entry (the batch holds no
 pre-activation within 1e-4 of 0, where float32 rounding could flip a ReLU mask).
 """
 import functools
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import anp, autograd, check, jax, jax_cpu, jnp, require, timed, torch
+from benchlib import (NOTES, anp, autograd, check, first_call, interleaved_line, jax, jax_cpu,
+                      jnp, require, tf, timed, torch, traced_once)
 
 SIZES = [784, 512, 512, 10]
 BATCH = 256
@@ -84,6 +93,16 @@ def torch_step(params, x, labels):
     return [loss] + list(torch.autograd.grad(loss, params))
 
 
+def tf_step(params, x, onehot):
+    with tf.GradientTape() as tape:
+        h = x
+        for w, b in zip(params[0:4:2], params[1:4:2]):
+            h = tf.nn.relu(tf.matmul(h, w) + b)
+        logits = tf.matmul(h, params[4]) + params[5]
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(onehot, logits))
+    return [loss] + list(tape.gradient(loss, params))
+
+
 def peer_loss(np_, logsumexp):
     def loss(params, x, onehot):
         h = x
@@ -110,11 +129,15 @@ if jax is not None:
 IMPLS = {
     "gpuad": (gpuad_step, lambda p, x, labels, onehot: (
         [ad.Variable(a) for a in p], ad.constant(x), ad.constant(onehot))),
+    "gpuad (function)": (ad.function(gpuad_step), lambda p, x, labels, onehot: (
+        [ad.Variable(a) for a in p], ad.constant(x), ad.constant(onehot))),
     "numpy-floor": (numpy_floor, lambda p, x, labels, onehot: (p, x, onehot)),
     "torch": (torch_step, lambda p, x, labels, onehot: (
         [torch.tensor(a, requires_grad=True) for a in p], torch.tensor(x), torch.tensor(labels))),
     "autograd": (autograd_step, lambda p, x, labels, onehot: (p, x, onehot)),
     "jax": (jax_step, lambda p, x, labels, onehot: jax_cpu((list(p), x, onehot))),
+    "tf.function": (tf and tf.function(tf_step), lambda p, x, labels, onehot: (
+        [tf.Variable(a) for a in p], tf.constant(x), tf.constant(onehot))),
 }
 
 
@@ -125,5 +148,59 @@ def test_w4_mlp(benchmark, impl, data):
     params, x, labels, onehot, want = data
     with ad.backend("numpy"):
         args = make(params, x, labels, onehot)
+        first_call(impl, fn, *args)
         check(impl, fn(*args), want, rtol=1e-3, atol=[1e-4 * np.abs(w).max() for w in want])
         timed(benchmark, "W4 MLP 784-512-512-10 step, batch 256, float32", impl, fn, *args)
+        traced_once(impl, fn)
+
+
+FIRST_CALL = """
+import time
+import gpuad as ad
+from test_w4_mlp import IMPLS, make_data
+with ad.backend("numpy"):
+    params, x, labels, onehot, want = make_data()
+    fn, make = IMPLS["gpuad (function)"]
+    args = make(params, x, labels, onehot)
+    start = time.perf_counter()
+    fn(*args)
+    first = time.perf_counter() - start
+    times = []
+    for f in [fn] * 5 + [IMPLS["gpuad"][0]] * 5:
+        start = time.perf_counter()
+        f(*args)
+        times.append(time.perf_counter() - start)
+print(first, sorted(times[:5])[2], sorted(times[5:])[2])
+"""
+
+
+def test_w4_interleaved_ratios(data, capsys):
+    """gpuad, gpuad.function, the floor, jax and tf.function alternating call by call:
+    medians of 20 rounds.  Not torch: its OpenMP threads spin for a while after each call,
+    and NumPy's (OpenBLAS) GEMMs right after it took 2.4x their time on the 2-core machine."""
+    params, x, labels, onehot, _ = data
+    impls = {name: (IMPLS[name][0], lambda m=IMPLS[name][1]: m(params, x, labels, onehot))
+             for name in ("gpuad", "gpuad (function)", "numpy-floor", "jax", "tf.function")}
+    with ad.backend("numpy"):
+        line = interleaved_line("W4 (ms)", impls, rounds=20, star=True)
+    with capsys.disabled():
+        print("\n" + line)
+
+
+def test_w4_first_call(request, capsys):
+    """The first call of the compiled step (trace: the eager step run observed, then the
+    replay's code generated and compiled), timed in a fresh process without the peers, next
+    to the median of 5 replays and of 5 eager steps that follow it."""
+    if request.config._benchmarksession.disabled:
+        pytest.skip("timing only (--benchmark-enable)")
+    here = pathlib.Path(__file__).parent
+    env = dict(os.environ, GPUAD_BENCH_NO_PEERS="1", PYTHONPATH=os.pathsep.join(
+        [str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, capture_output=True,
+                         text=True, check=True, timeout=300).stdout.split()
+    first, replay, eager = (float(t) * 1e3 for t in out[-3:])
+    NOTES.append(f"W4 first call of gpuad (function) in a fresh process (trace + code "
+                 f"generation): {first:.1f} ms; then replay median {replay:.2f} ms, eager "
+                 f"step median {eager:.2f} ms")
+    with capsys.disabled():
+        print("\n" + NOTES[-1])

@@ -9,12 +9,16 @@ W6: Jacobian of y = tanh(W x + b), W 256x256, float32; checked against diag(1 - 
     Target (issue 4): at most 0.1x the time of autograd.jacobian.  Peers:
     torch.autograd.functional.jacobian (vectorize=True, and the default for reference),
     autograd.jacobian, jax.jacrev and jax.jacfwd under jit.  The floor is that closed form.
+Compiled (both): ``gpuad (function)``, the whole computation (ad.hessian, ad.jacobian, or a
+GradientTape's jacobian) under ``gpuad.function``, traced by a first call outside the timing;
+its targets are ratios against jax (under jit).
 """
 import numpy as np
 import pytest
 
 import gpuad as ad
-from benchlib import anp, autograd, check, jax, jax_cpu, jnp, require, timed, torch
+from benchlib import (anp, autograd, check, first_call, interleaved_line, jax, jax_cpu, jnp,
+                      require, timed, torch, traced_once)
 
 rng = np.random.default_rng(0)
 A5 = rng.normal(size=(200, 200)) / 10
@@ -45,6 +49,14 @@ def w6_gpuad(x):
     return ad.jacobian(lambda v: ad.tanh(ad.matmul(W, v) + b))(x)
 
 
+def w6_gpuad_tape(x):
+    W, b = ad.constant(W6), ad.constant(B6)
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = ad.tanh(ad.matmul(W, x) + b)
+    return tape.jacobian(y, x)
+
+
 def torch_functional(transform, f, *constants, **options):
     tensors = [torch.from_numpy(c) for c in constants]
 
@@ -70,8 +82,12 @@ def torch_w6(v, w, b):
 
 
 W5_IMPLS = {"gpuad": (w5_gpuad, lambda: ad.constant(X5)),
+            "gpuad (function)": (ad.function(w5_gpuad), lambda: ad.constant(X5)),
             "numpy-floor (closed form)": (w5_closed_form, lambda: X5)}
 W6_IMPLS = {"gpuad": (w6_gpuad, lambda: ad.constant(X6)),
+            "gpuad (function)": (ad.function(w6_gpuad), lambda: ad.constant(X6)),
+            "gpuad (function, tape.jacobian)": (ad.function(w6_gpuad_tape),
+                                                lambda: ad.constant(X6)),
             "numpy-floor (closed form)": (w6_closed_form, lambda: X6)}
 if torch is not None:
     functional = torch.autograd.functional
@@ -99,8 +115,10 @@ def test_w5_hessian(benchmark, impl):
     fn, make = W5_IMPLS[impl]
     with ad.backend("numpy"):
         arg = make()
+        first_call(impl, fn, arg)
         check(impl, [fn(arg)], [w5_closed_form(X5)], rtol=1e-9, atol=1e-12)
         timed(benchmark, "W5 Hessian of sum(tanh(Ax)^2), n=200, float64", impl, fn, arg)
+        traced_once(impl, fn)
 
 
 @pytest.mark.parametrize("impl", list(W6_IMPLS) + [p for p in PEERS if p not in W6_IMPLS])
@@ -109,6 +127,21 @@ def test_w6_jacobian(benchmark, impl):
     fn, make = W6_IMPLS[impl]
     with ad.backend("numpy"):
         arg = make()
+        first_call(impl, fn, arg)
         want = w6_closed_form(*(a.astype(np.float64) for a in (X6, W6, B6)))
         check(impl, [fn(arg)], [want], rtol=1e-5, atol=1e-6)
         timed(benchmark, "W6 Jacobian of tanh(Wx+b), 256x256, float32", impl, fn, arg)
+        traced_once(impl, fn)
+
+
+@pytest.mark.parametrize("workload, impls, rounds", [("W5", W5_IMPLS, 100),
+                                                     ("W6", W6_IMPLS, 300)])
+def test_w5_w6_interleaved_ratios(workload, impls, rounds, capsys):
+    """gpuad, gpuad.function, the closed form and jax alternating call by call."""
+    impls = {name: impls[name] for name in ("gpuad", "gpuad (function)",
+                                            "numpy-floor (closed form)", "jax") if name in impls}
+    with ad.backend("numpy"):
+        line = interleaved_line(f"{workload} (us)", impls, rounds=rounds, unit=1e6,
+                                suffix="us")
+    with capsys.disabled():
+        print("\n" + line)
