@@ -292,14 +292,18 @@ class _SmallValues:
         return getattr(primitive, "entry", None) is not None and aval.dtype.kind == "f" and \
             aval.size * aval.dtype.itemsize < numpy_memory.POOL_MIN_BYTES
 
-    def operand(self, ref):
+    def operand(self, ref, shape):
+        """The program operand of ``ref``, an input of a step whose result has ``shape``."""
         if ref in self.operand_of:
             return self.operand_of[ref]
         if ref[0] == "number":
             return ("num", ref[1])
         known = self.constants.get(ref)
-        if known is not None and known.ndim == 0 and known.dtype.kind in "biuf":
-            return ("num", known.item())
+        # a constant of one value (a loss's cotangent of ones) is that number, where the
+        # step's result has its shape anyway
+        if known is not None and known.dtype.kind in "biuf" and known.size and \
+                (known.ndim == 0 or known.shape == shape and _uniform(known)):
+            return ("num", known.reshape(-1)[0].item())
         return ("in", ref)
 
     def source(self, o):
@@ -319,8 +323,12 @@ class _SmallValues:
         ``lines``; returns the source naming its value."""
         program = self.program
         first = len(program.ops)
-        value = program.lower(entry.forward, dict(zip(entry.inputs,
-                                                      [self.operand(r) for r in refs])))
+        shape = self.avals[ref].shape
+        # a constant's value may stand for it when the other inputs give the result's shape
+        others = [self.avals[r].shape for r in refs if r[0] != "number" and r[0] != "const"]
+        operands = [self.operand(r, shape if all(o == shape for o in others) else None)
+                    for r in refs]
+        value = program.lower(entry.forward, dict(zip(entry.inputs, operands)))
         for k in range(first, len(program.ops)):
             op, operands = program.ops[k]
             shapes, dtypes = zip(*[self._aval(o) for o in operands])
@@ -344,6 +352,11 @@ class _SmallValues:
                          f"s{ref[1]}[1])")
             return f"v{ref[1]}"
         return self.source(value)
+
+
+def _uniform(array):
+    flat = array.reshape(-1)
+    return bool((flat == flat[0]).all())
 
 
 _UNFOLDABLE = ("random", "assign")  # a new draw each call; a side effect
@@ -424,6 +437,7 @@ class Function:
         self._fn = fn
         self._reduce_retracing = bool(reduce_retracing)
         self._traces = {}  # signature -> [ConcreteFunction]
+        self._simple = {}  # calls with Tensor arguments only: (backend, shapes, dtypes) -> one
         self._count = 0
         self._lock = threading.Lock()
         self._warned_eager = False
@@ -464,6 +478,15 @@ class Function:
     def __call__(self, *args, **kwargs):
         if _tracing.tracer is not None:  # inside another trace: its tracer sees these ops
             return self._fn(*args, **kwargs)
+        # the common call, Tensors only: its trace found by a cheap key (no flattening)
+        simple = not kwargs and not self._reduce_retracing and \
+            all([type(a) is Tensor for a in args])
+        if simple:
+            key = (backends.get_backend(),) + tuple([(a._value.shape, a._value.dtype)
+                                                     for a in args])
+            concrete = self._simple.get(key)
+            if concrete is not None and concrete.matches() and not core.recorders():
+                return concrete(args)
         leaves, tensors, signature, rebuild = self._arguments(args, kwargs)
         if core.recorders():  # a tape or accumulator would not see a replay's ops
             if not self._warned_eager:
@@ -475,8 +498,12 @@ class Function:
             return self._fn(*call_args, **call_kwargs)
         concrete = self._lookup(signature)
         if concrete is None:
-            return self._trace(leaves, tensors, signature, rebuild)[1]
-        return concrete(tensors)
+            concrete, result = self._trace(leaves, tensors, signature, rebuild)
+        else:
+            result = concrete(tensors)
+        if simple:
+            self._simple[key] = concrete
+        return result
 
     def _trace(self, leaves, tensors, signature, rebuild):
         # one Tensor passed for two arguments is two inputs of the trace (later calls may
