@@ -178,6 +178,8 @@ class ConcreteFunction:
             if ref[0] == "const" and ref not in names:
                 names[ref] = f"c{len(constants)}"
                 constants.append(self._trace_constants[ref[1]])
+            if names[ref] is None:  # a step folded to a number, read as an array
+                names[ref] = small.materialize(ref, lines)
             return names[ref]
         avals = dict(input_avals)
         avals.update({("const", k): core.Aval(c.shape, c.dtype, _backend_name(c))
@@ -345,13 +347,17 @@ class _SmallValues:
             lines.append(f"p{k} = u_{op}({args})" if op == "where" else
                          f"p{k} = u_{op}({args}, out=...)")
         self.operand_of[ref] = value
-        if value[0] == "num":  # folded to a number: made an array of the step's own aval
-            aval = self.avals[ref]
-            self.namespace[f"s{ref[1]}"] = (aval.shape, aval.dtype)
-            lines.append(f"v{ref[1]} = numpy.full(s{ref[1]}[0], {fusion.literal(value[1])}, "
-                         f"s{ref[1]}[1])")
-            return f"v{ref[1]}"
+        if value[0] == "num":  # folded to a number: an array only if a reader needs one
+            return None
         return self.source(value)
+
+    def materialize(self, ref, lines):
+        """The source of a step folded to a number, made an array of its aval (once)."""
+        aval, value = self.avals[ref], self.operand_of[ref][1]
+        self.namespace[f"s{ref[1]}"] = (aval.shape, aval.dtype)
+        lines.append(f"v{ref[1]} = numpy.full(s{ref[1]}[0], {fusion.literal(value)}, "
+                     f"s{ref[1]}[1])")
+        return f"v{ref[1]}"
 
 
 def _uniform(array):
