@@ -139,11 +139,13 @@ def _where(fn):
 class ConcreteFunction:
     """One trace of a :class:`Function`, for one signature, compiled to a replay.
 
-    The replay is generated Python (:attr:`source`): one line per live step of the trace, in
-    order, calling the step's NumPy ufunc (elementwise primitives on the NumPy backend) or its
-    ``impl`` on raw arrays, with large results in pooled buffers and each value dropped after
-    its last use (so the pool hands its buffer on within the call); then the Variables get
-    their new values and the outputs are wrapped in new Tensors.
+    The replay is generated Python (:attr:`source`), the live steps of the trace in order:
+    the fused group of the largest elementwise iteration space as one loop over chunks (or
+    one CUDA kernel on CuPy: :mod:`gpuad.fusion`); the other small elementwise steps as one
+    program of NumPy calls, each written once; every other step as a call of its elementwise
+    NumPy forward or of its ``impl`` on raw arrays, large results in pooled buffers, each
+    value dropped after its last use (the pool hands its buffer on within the call).  Then
+    the Variables get their new values and the outputs are wrapped in new Tensors.
     """
 
     def __init__(self, tracer, result, backend):
