@@ -17,6 +17,7 @@ walks them forwards, with no sort (``tests/test_core.py`` asserts it).
 """
 import contextlib
 import functools
+import math
 import threading
 import typing
 
@@ -38,10 +39,7 @@ class Aval(typing.NamedTuple):
 
     @property
     def size(self):
-        size = 1
-        for n in self.shape:
-            size *= n
-        return size
+        return math.prod(self.shape)
 
 
 def aval_of(t):

@@ -165,10 +165,7 @@ class ChunkGroup:
 
     @property
     def size(self):
-        size = 1
-        for n in self.shape:
-            size *= n
-        return size
+        return math.prod(self.shape)
 
     def render(self, name, namespace):
         """The replay's lines for the group: ``name(ref)`` names a value of the replay;
