@@ -244,8 +244,9 @@ def _negated(node):
 
 class _Simplify(ast.NodeTransformer):
     """Local rewrites, bottom up: constants folded, identities of 0 and 1, double negation,
-    and ``where`` with equal branches.  Only rewrites exact in IEEE arithmetic (``x * 0`` is
-    left alone: it is NaN for an infinite ``x``)."""
+    and ``where`` with equal branches.  Only rewrites exact in IEEE arithmetic up to the sign
+    of a zero result (``x + 0`` is ``x`` even for ``x = -0.0``, as the symbolic derivative's
+    own sums); ``x * 0`` is left alone: it is NaN for an infinite ``x``."""
 
     def visit_UnaryOp(self, node):
         self.generic_visit(node)
