@@ -3,7 +3,7 @@ floor) and, when they import and see the GPU, torch on CUDA and jax on the GPU:
 
 W1 tape overhead (the 100-op scalar chain; us per op), W3 large elementwise (value and gradient
 of sum(sin(x)^2 exp(-x^2)), 1e8 float32), W4 the MLP training step (784-512-512-10, batch 256,
-float32).  Each result is checked against float64 before it is timed; every timed call ends
+float32); each for gpuad eager and compiled (``gpuad (function)``, traced by the check's call).  Each result is checked against float64 before it is timed; every timed call ends
 with a device synchronize (cupy: Device().synchronize(), torch: torch.cuda.synchronize(),
 jax: block_until_ready), and one runs before each round.  Run through benchmarks/gpu_check.sh.
 """
@@ -97,6 +97,8 @@ def jax_f3(x):
 
 jax_w3 = jax and jax.jit(jax.value_and_grad(jax_f3))
 W3_IMPLS = {"gpuad": (gpuad_w3, ad.convert_to_tensor),
+            # traced by check()'s first call: the loss and gradient as one generated kernel
+            "gpuad (function)": (ad.function(gpuad_w3), ad.convert_to_tensor),
             "cupy-floor": (cupy_w3, lambda x: x),
             "cupy-one-kernel (ideal)": (cupy_fused_w3, lambda x: x),
             "torch-cuda": (torch_w3, lambda x: torch.as_tensor(x, device="cuda")),
@@ -141,6 +143,8 @@ def cupy_value_and_gradient(a):
 
 
 W1_IMPLS = {"gpuad": (gpuad_value_and_gradient, lambda: ad.constant(0.5, backend="cupy")),
+            "gpuad (function)": (ad.function(gpuad_value_and_gradient),
+                                 lambda: ad.constant(0.5, backend="cupy")),
             "cupy-floor": (cupy_value_and_gradient, lambda: cp.asarray(0.5, cp.float32)),
             "torch-cuda": (torch_value_and_gradient,
                            lambda: torch.tensor(0.5, device="cuda")),
@@ -159,6 +163,9 @@ def test_w1_gpu(benchmark, impl):
 
 
 W4_IMPLS = {"gpuad": (gpuad_step, lambda p, x, labels, onehot: (
+                [ad.Variable(cp.asarray(a)) for a in p], ad.constant(cp.asarray(x)),
+                ad.constant(cp.asarray(onehot)))),
+            "gpuad (function)": (ad.function(gpuad_step), lambda p, x, labels, onehot: (
                 [ad.Variable(cp.asarray(a)) for a in p], ad.constant(cp.asarray(x)),
                 ad.constant(cp.asarray(onehot)))),
             "cupy-floor": (lambda p, x, onehot: numpy_floor(p, x, onehot, xp=cp),
