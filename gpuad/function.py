@@ -17,12 +17,13 @@ Python data then (``float(x)``, ``if x > 0:``, ``x.numpy()``): that raises
 """
 import functools
 import inspect
+import math
 import threading
 import warnings
 
 import numpy
 
-from . import backends, core, fusion, nest, numpy_memory
+from . import backends, core, fusion, native, nest, numpy_memory
 from .backends import name_of as _backend_name
 from .array_ops import convert_to_tensor
 from .ops import kernel_launcher
@@ -216,7 +217,7 @@ class ConcreteFunction:
                 continue
             primitive, refs, attrs, aval = step
             if backend == "numpy" and small.takes(primitive, aval):
-                names[("node", n)] = small.lower(("node", n), primitive.entry, refs, lines)
+                names[("node", n)] = small.lower(("node", n), primitive, refs, lines)
                 lowered += 1
                 continue
             names[("node", n)] = out = f"v{n}"
@@ -235,6 +236,11 @@ class ConcreteFunction:
                     and r not in kept and names[r] == f"v{r[1]}"]
             if dead:  # its buffer goes back to the pool
                 lines.append(f"{' = '.join(dict.fromkeys(dead))} = None")
+        if backend == "numpy" and native.enabled and group is None and not assigned and \
+                0 < lowered == len(self.steps):  # one elementwise program: one native kernel
+            kernel_lines = small.native(outputs, names)
+            if kernel_lines is not None:
+                lines = kernel_lines
         returned = ", ".join(name(r) if r[0] != "python" else "None" for r in outputs)
         assigns = ", ".join(name(r) for _, r in assigned)
         head = ", ".join([f"i{k}" for k in range(self.n_inputs)] +
@@ -246,8 +252,11 @@ class ConcreteFunction:
                        f"({assigns}{',' if assigned else ''})\n")
         exec(compile(self.source, "<gpuad.function replay>", "exec"), namespace)
         self._replay = namespace["replay"]
+        # a native replay reads no Variable nor constant (the whole replay is one program)
+        self.native = small.kernel is not None and not variables and not constants
         self.calls = len(self.steps) - (group is not None) - lowered + \
-            len(small.program.ops) + (group.calls if group is not None else 0)
+            len(small.program.ops) + (group.calls if group is not None else 0) \
+            if small.kernel is None else 1
         self._variables_read = list(variables.values())
         self._constants = constants
         self._outputs = outputs
@@ -259,10 +268,13 @@ class ConcreteFunction:
                                                                      self.guards))
 
     def __call__(self, input_leaves):
-        with numpy.errstate(all="ignore"):  # as eager: masked-off branches may divide by 0
-            values, new = self._replay(*[t._value for t in input_leaves],
-                                       *[v._value for v in self._variables_read],
-                                       *self._constants)
+        if self.native:  # compiled code: no floating-point warnings to silence
+            values, new = self._replay(*[t._value for t in input_leaves])
+        else:
+            with numpy.errstate(all="ignore"):  # as eager: masked-off branches divide by 0
+                values, new = self._replay(*[t._value for t in input_leaves],
+                                           *[v._value for v in self._variables_read],
+                                           *self._constants)
         for v, value in zip(self._assigned, new):
             (input_leaves[v[1]] if type(v) is tuple else v)._value = value
         leaves = [r[1] if r[0] == "python" else input_leaves[r[1]] if r[0] == "input"
@@ -291,10 +303,60 @@ class _SmallValues:
         self.program, self.avals, self.constants = fusion.Program(), avals, constants
         self.name, self.namespace = name, namespace
         self.operand_of, self.shape, self.dtype = {}, {}, {}
+        self.kernel = None  # the numba kernel's source, when the program became one
+
+    def native(self, outputs, names):
+        """The replay's lines when the whole replay is this program over one shape, as one
+        numba kernel (:mod:`gpuad.native`); None where that does not apply or numba fails.
+        ``names`` of the outputs become the kernel's output arrays."""
+        ops = self.program.ops
+        shapes = set(self.shape.values())
+        inputs = sorted({o for _, operands in ops for o in operands if o[0] == "in"})
+        results = [self.operand_of.get(r) for r in outputs]
+        if len(shapes) != 1 or any(r is None or r[0] != "op" for r in results) or \
+                any(self.avals[o[1]].shape not in shapes and self.avals[o[1]].size != 1
+                    for o in inputs) or \
+                any(self.dtype[k].kind not in "fb" for k in range(len(ops))):
+            return None
+        (shape,) = shapes
+        size = math.prod(shape)
+        position = {o: k for k, o in enumerate(inputs)}
+        program = fusion.Program()  # the same operations, inputs renumbered for the kernel
+        program.ops = [(op, tuple(("in", position[o]) if o[0] == "in" else o
+                                  for o in operands)) for op, operands in ops]
+        source = native.kernel_source(
+            program, range(len(ops)), [self.avals[o[1]].shape == shape for o in inputs],
+            results, [], size >= native.PARALLEL_MIN_ELEMENTS, self.dtype)
+        kernel = native.load(source, [self.avals[o[1]].dtype for o in inputs] +
+                             [self.dtype[r[1]] for r in results])
+        if kernel is None:
+            return None
+        self.kernel = source
+        self.namespace["native_kernel"] = kernel
+        lines = [f"x{k} = numpy.ascontiguousarray({self.name(o[1])}).reshape(-1)" +
+                 ("" if self.avals[o[1]].shape == shape else "[:1]")
+                 for k, o in enumerate(inputs)]
+        for j, (r, result) in enumerate(zip(outputs, results)):
+            self.namespace[f"out{j}"] = (shape, self.dtype[result[1]])
+            lines.append(f"o{j} = numpy.empty(*out{j})")
+            names[r] = f"o{j}"
+        arrays = [f"x{k}" for k in range(len(inputs))] + \
+            [f"o{j}.reshape(-1)" for j in range(len(outputs))]
+        lines.append(f"native_kernel({size}, {', '.join(arrays)})")
+        return lines
 
     def takes(self, primitive, aval):
-        return getattr(primitive, "entry", None) is not None and aval.dtype.kind == "f" and \
+        """Is this step a small floating elementwise step, or a small comparison?"""
+        kind = "f" if getattr(primitive, "entry", None) is not None else \
+            "b" if primitive.name in fusion.LOGIC else None
+        return aval.dtype.kind == kind and \
             aval.size * aval.dtype.itemsize < numpy_memory.POOL_MIN_BYTES
+
+    def forward(self, primitive):
+        """(input names, forward expression) of a step it takes."""
+        entry = getattr(primitive, "entry", None)
+        return (entry.inputs, entry.forward) if entry is not None else \
+            fusion.LOGIC[primitive.name]
 
     def operand(self, ref, shape):
         """The program operand of ``ref``, an input of a step whose result has ``shape``."""
@@ -322,9 +384,10 @@ class _SmallValues:
             return self.avals[o[1]].shape, self.avals[o[1]].dtype
         return self.shape[o[1]], self.dtype[o[1]]
 
-    def lower(self, ref, entry, refs, lines):
-        """Lower step ``ref`` (its entry, its inputs), writing the new operations into
+    def lower(self, ref, primitive, refs, lines):
+        """Lower step ``ref`` (its primitive, its inputs), writing the new operations into
         ``lines``; returns the source naming its value."""
+        inputs, forward = self.forward(primitive)
         program = self.program
         first = len(program.ops)
         shape = self.avals[ref].shape
@@ -332,7 +395,7 @@ class _SmallValues:
         others = [self.avals[r].shape for r in refs if r[0] != "number" and r[0] != "const"]
         operands = [self.operand(r, shape if all(o == shape for o in others) else None)
                     for r in refs]
-        value = program.lower(entry.forward, dict(zip(entry.inputs, operands)))
+        value = program.lower(forward, dict(zip(inputs, operands)))
         for k in range(first, len(program.ops)):
             op, operands = program.ops[k]
             shapes, dtypes = zip(*[self._aval(o) for o in operands])

@@ -41,6 +41,15 @@ def literal(value):
     return repr(value)
 
 
+# the comparisons and logic ops (not entries of the table): their inputs and forward
+LOGIC = {name: (inputs, ast.parse(text, mode="eval").body) for name, inputs, text in [
+    ("greater", ("x", "y"), "x > y"), ("greater_equal", ("x", "y"), "x >= y"),
+    ("less", ("x", "y"), "x < y"), ("less_equal", ("x", "y"), "x <= y"),
+    ("equal", ("x", "y"), "x == y"), ("not_equal", ("x", "y"), "x != y"),
+    ("logical_and", ("x", "y"), "x and y"), ("logical_or", ("x", "y"), "x or y"),
+    ("logical_not", ("x",), "not x")]}
+
+
 class Program:
     """Single operations ``(name, operands)`` over the group's inputs, each computed once.
 
