@@ -193,8 +193,12 @@ def _bind_observed(primitive, args, attrs):
         pending, _observers.pending = _observers.pending, outer
     for observe in _observers.functions:
         observe(primitive, args, attrs, out)
-    for entry in pending:  # now, before the op that bound this one records itself
-        _record_now(*entry)
+    outer, _observers.pending = _observers.pending, None
+    try:  # now, before the op that bound this one records itself
+        for entry in pending:
+            record_ids(*entry)
+    finally:
+        _observers.pending = outer
     return out
 
 
@@ -328,11 +332,7 @@ def record_ids(primitive, ids, inputs, out, attrs, saved=None):
     (which pass ``saved``, and no ``inputs``)."""
     if OBSERVING and _observers.pending is not None:  # after the observers (_bind_observed)
         _observers.pending.append((primitive, ids, inputs, out, attrs, saved))
-    else:
-        _record_now(primitive, ids, inputs, out, attrs, saved)
-
-
-def _record_now(primitive, ids, inputs, out, attrs, saved):
+        return
     entry = None
     for recorder in _recorders.stack:
         known = recorder._ids
