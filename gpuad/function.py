@@ -260,12 +260,13 @@ class ConcreteFunction:
         self._variables_read = list(variables.values())
         self._constants = constants
         self._outputs = outputs
+        self._all_new = all(r[0] not in ("python", "input") for r in outputs)
         self._assigned = [v for v, _ in assigned]
 
     def matches(self):
         """Do the Variables still have the shapes, dtypes and backends traced?"""
-        return all((v.shape, v.dtype, v.backend) == g for v, g in zip(self.variables,
-                                                                     self.guards))
+        return not self.variables or all(
+            (v.shape, v.dtype, v.backend) == g for v, g in zip(self.variables, self.guards))
 
     def __call__(self, input_leaves):
         if self.native:  # compiled code: no floating-point warnings to silence
@@ -277,6 +278,8 @@ class ConcreteFunction:
                                            *self._constants)
         for v, value in zip(self._assigned, new):
             (input_leaves[v[1]] if type(v) is tuple else v)._value = value
+        if self._all_new:  # every output a value of the replay: each a new Tensor
+            return self._rebuild([wrap(value) for value in values])
         leaves = [r[1] if r[0] == "python" else input_leaves[r[1]] if r[0] == "input"
                   else wrap(value) for r, value in zip(self._outputs, values)]
         return self._rebuild(leaves)
@@ -333,7 +336,7 @@ class _SmallValues:
             return None
         self.kernel = source
         self.namespace["native_kernel"] = kernel
-        lines = [f"x{k} = numpy.ascontiguousarray({self.name(o[1])}).reshape(-1)" +
+        lines = [f"x{k} = {self.name(o[1])}.reshape(-1)" +  # a copy if not contiguous
                  ("" if self.avals[o[1]].shape == shape else "[:1]")
                  for k, o in enumerate(inputs)]
         for j, (r, result) in enumerate(zip(outputs, results)):
