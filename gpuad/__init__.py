@@ -20,7 +20,9 @@ from .functional import (custom_gradient, grad, gradients_function, hessian, imp
                          value_and_gradients_function, vjp)
 from .linalg import einsum, tensordot
 from .math_ops import lin_space, linspace, matmul, reduce_max, reduce_mean, reduce_min
-from .ops import (ELEMENTWISE_OPS, abs, acos, add, asin, atan, atan2, ceil, clip_by_value, cos,
+from .ops import (ELEMENTWISE_OPS, abs, acos, acosh, add, asin, asinh, atan, atan2, atanh,
+                  ceil, clip_by_value, cos, elu, leaky_relu, log_sigmoid, selu, silu, softsign,
+                  xlogy,
                   cosh, divide, equal, erf, exp, expm1, floor, floordiv, greater, greater_equal,
                   less, less_equal, log, log1p, logical_and, logical_not, logical_or, maximum,
                   minimum, mod, multiply, negative, not_equal, pow, reciprocal, relu, round,

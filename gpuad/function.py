@@ -408,9 +408,11 @@ class _SmallValues:
                 known[0] if known else self.avals[ref].dtype
             self.namespace[f"u_{op}"] = fusion.numpy_function(op)
             args = [self.source(o) for o in operands]
-            if all(o[0] == "num" for o in operands):  # Python numbers alone: in the dtype
+            # Python numbers alone (a select's branches too) would compute in float64
+            values = operands[1:] if op == "where" else operands
+            if all(o[0] == "num" for o in values):
                 self.namespace[f"n{k}"] = self.dtype[k].type
-                args[0] = f"n{k}({args[0]})"
+                args[len(operands) - len(values)] = f"n{k}({args[len(operands) - len(values)]})"
             args = ", ".join(args)
             lines.append(f"p{k} = u_{op}({args})" if op == "where" else
                          f"p{k} = u_{op}({args}, out=...)")

@@ -218,6 +218,10 @@ class ChunkGroup:
             namespace[f"u_{op}"] = numpy_function(op)
             args = ", ".join(operand(o) for o in operands)
             if op == "where":  # numpy_memory.select returns a new array
+                if operands[1][0] == "num" and operands[2][0] == "num":  # in the dtype
+                    namespace[f"n{k}"] = dtype[("op", k)].type
+                    args = ", ".join([operand(operands[0]), f"n{k}({operand(operands[1])})",
+                                      operand(operands[2])])
                 body.append(f"t{k} = u_where({args})")
             elif k in direct:
                 body.append(f"t{k} = u_{op}({args}, out=v{direct[k][1]}_f[start:stop])")

@@ -42,6 +42,7 @@ _SCALAR = {
     "sin": "math.sin({0})", "cos": "math.cos({0})", "tan": "math.tan({0})",
     "asin": "math.asin({0})", "acos": "math.acos({0})", "atan": "math.atan({0})",
     "sinh": "math.sinh({0})", "cosh": "math.cosh({0})", "tanh": "math.tanh({0})",
+    "asinh": "math.asinh({0})", "acosh": "math.acosh({0})", "atanh": "math.atanh({0})",
     "exp": "math.exp({0})", "expm1": "math.expm1({0})", "log": "math.log({0})",
     "log1p": "math.log1p({0})", "sqrt": "math.sqrt({0})", "erf": "math.erf({0})",
 }

@@ -5,7 +5,8 @@ import numpy
 
 from .array_ops import axes_arg, reduce_sum, tensor_arg
 from .core import Primitive, bind
-from .ops import exp, log, relu, sigmoid, softplus, subtract
+from . import ops
+from .ops import elu, exp, log, relu, selu, sigmoid, silu, softplus, softsign, subtract
 
 # the maximum taken out of logits: the result does not depend on it, so it has no gradient
 _LOGITS_MAX = Primitive("logits maximum", lambda values, axis: values[0].max(
@@ -106,5 +107,17 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
     return -reduce_sum(labels * log_p, axes_arg(op, axis, logits.shape)[0] - logits.ndim)
 
 
+def leaky_relu(features, alpha=0.2):
+    """``features`` where positive, else ``alpha * features``, as ``tf.nn.leaky_relu``; the
+    gradient is 1 or ``alpha`` (none flows to ``alpha``).
+
+    >>> import gpuad as ad
+    >>> ad.nn.leaky_relu(ad.constant([-1.0, 2.0])).numpy()
+    array([-0.2,  2. ], dtype=float32)
+    """
+    return ops.leaky_relu(features, alpha)
+
+
 __all__ = ["relu", "sigmoid", "softplus", "softmax", "log_softmax",
-           "softmax_cross_entropy_with_logits"]
+           "softmax_cross_entropy_with_logits", "elu", "selu", "silu", "softsign",
+           "leaky_relu"]

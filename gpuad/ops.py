@@ -197,6 +197,7 @@ class Elementwise(core.Primitive):
         root = _table._with_out(entry.forward)
         direct = isinstance(root, _table.ast.Call) and root.func.id != "asarray" and \
             [getattr(a, "id", None) for a in root.args] == list(entry.inputs)
+        self.direct = direct
         fname = "fwd_" + entry.name
         self.numpy_forward = _NUMPY_NS[root.func.id] if direct else \
             _compile(_forward_source(entry, fname, True), _NUMPY_NS, fname)
@@ -509,7 +510,7 @@ def _make_binary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
     record_ids, save, differentiable = core.record_ids, prim.save_values, prim.differentiable
     saves_first, saves_second = [n in prim.entry.saves for n in prim.entry.inputs]
-    pool_min = _POOL_MIN_BYTES
+    pool_min, direct = _POOL_MIN_BYTES, prim.direct
 
     def op(x, y):
         # bind's dispatch for NumPy (or CuPy) Tensors of one supported dtype, or a Tensor and
@@ -548,6 +549,11 @@ def _make_binary(prim):
                     _record_elementwise(prim, (x, y), out)
                 return out
             return core.bind(prim, (x, y))
+        if not direct:  # log(2.0) inside a rendered forward would be float64: type it first
+            if tx is not Tensor:
+                xv = yv.dtype.type(xv)
+            elif ty is not Tensor:
+                yv = xv.dtype.type(yv)
         try:
             value = forward(xv, yv, out=_binary_out(xv, yv) if tx is Tensor and
                             xv.nbytes >= pool_min or ty is Tensor and yv.nbytes >= pool_min
@@ -656,6 +662,16 @@ ceil = _elementwise_op("ceil")
 round = _elementwise_op("round")  # noqa: A001 (TF's name)
 floordiv = _elementwise_op("floordiv")
 mod = _elementwise_op("mod")
+asinh = _elementwise_op("asinh")
+acosh = _elementwise_op("acosh")
+atanh = _elementwise_op("atanh")
+xlogy = _elementwise_op("xlogy")
+log_sigmoid = _elementwise_op("log_sigmoid")
+elu = _elementwise_op("elu")
+selu = _elementwise_op("selu")
+silu = _elementwise_op("silu")
+softsign = _elementwise_op("softsign")
+leaky_relu = _elementwise_op("leaky_relu")  # ad.nn.leaky_relu gives alpha its default
 
 _missing = set(ENTRIES) - set(ELEMENTWISE_OPS)
 if _missing:

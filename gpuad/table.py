@@ -29,6 +29,7 @@ BUILTINS = {
     "sin": ("sin", "sin"), "cos": ("cos", "cos"), "tan": ("tan", "tan"),
     "asin": ("arcsin", "asin"), "acos": ("arccos", "acos"), "atan": ("arctan", "atan"),
     "atan2": ("arctan2", "atan2"), "sinh": ("sinh", "sinh"), "cosh": ("cosh", "cosh"),
+    "asinh": ("arcsinh", "asinh"), "acosh": ("arccosh", "acosh"), "atanh": ("arctanh", "atanh"),
     "erf": ("erf", "erf"),  # NumPy has no erf ufunc: gpuad.ops._erf stands in for it
     "exp": ("exp", "exp"), "expm1": ("expm1", "expm1"), "log": ("log", "log"),
     "log1p": ("log1p", "log1p"), "sqrt": ("sqrt", "sqrt"), "tanh": ("tanh", "tanh"),
@@ -451,10 +452,13 @@ def _python_body(params, prologue, exprs, in_place):
     one) simplified, with their common subexpressions computed once into temporaries."""
     present = [simplify(e) for e in exprs if e is not None]
     temporaries, present = common_subexpressions(present)
-    results = iter(present)
-    parts = ["None" if e is None else
-             f"zeros_like({params[0]})" if _is_const(e) else
-             python_source(next(results), in_place=in_place) for e in exprs]
+    results = iter(present)  # one per expression that is not None, in order
+    parts = []
+    for e in exprs:
+        result = None if e is None else next(results)
+        parts.append("None" if e is None else  # a partial identically 0 (sign): zeros
+                     f"zeros_like({params[0]})" if _is_const(result) else
+                     python_source(result, in_place=in_place))
     head = "".join(prologue.format(name=n) for n in params if prologue)
     body = "".join(f"    {n} = {python_source(e, in_place=in_place)}\n" for n, e in temporaries)
     return head + body, parts

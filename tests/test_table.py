@@ -20,7 +20,8 @@ DOMAINS = {
     "pow": [(0.3, 2.0), (-2.0, 2.0)], "tan": [(-1.2, 1.2)],
     "mod": [(0.1, 0.9), (1.5, 3.0)], "floordiv": [(0.1, 0.9), (1.5, 3.0)],
     "floor": [(0.1, 0.9)], "ceil": [(0.1, 0.9)], "round": [(0.1, 0.4)],
-    "asin": [(-0.9, 0.9)], "acos": [(-0.9, 0.9)],
+    "asin": [(-0.9, 0.9)], "acos": [(-0.9, 0.9)], "acosh": [(1.3, 3.0)], "atanh": [(-0.8, 0.8)],
+    "xlogy": [(-2.0, 2.0), (0.3, 3.0)], "leaky_relu": [(-2.0, 2.0), (0.05, 0.5)],
     "clip_by_value": [(-2.0, 2.0), (-1.0, -0.5), (0.5, 1.0)],  # x beyond both bounds too
 }
 # NumPy's spelling of each forward, to check the values the table computes
@@ -37,6 +38,14 @@ REFERENCE = {
     "cosh": np.cosh, "erf": np.vectorize(math.erf, otypes=[np.float64]), "atan2": np.arctan2,
     "squared_difference": lambda x, y: (x - y) ** 2,
     "clip_by_value": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
+    "xlogy": lambda x, y: np.where(x == 0, 0.0, x * np.log(y)),
+    "log_sigmoid": lambda x: -np.log1p(np.exp(-x)),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "selu": lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 *
+                                                     np.expm1(np.minimum(x, 0))),
+    "silu": lambda x: x / (1 + np.exp(-x)), "softsign": lambda x: x / (1 + np.abs(x)),
+    "leaky_relu": lambda x, alpha: np.where(x > 0, x, alpha * x),
 }
 
 
