@@ -1,5 +1,6 @@
 """Linear algebra: ``tensordot`` and ``einsum`` (also at the top level), and ``gpuad.linalg.inv``,
-``det`` and ``solve`` (batched over leading dimensions).
+``det``, ``solve``, ``slogdet``, ``logdet``, ``cholesky``, ``trace`` and ``matrix_transpose``
+(batched over leading dimensions).
 
 The derivative rules are written with gpuad ops, so they are differentiable again: the VJP
 of an einsum is an einsum, those of inv, det and solve use inv, solve and matmul.
@@ -16,9 +17,9 @@ from .array_ops import (broadcast_to, eye, ones, reduce_sum, reshape, same_backe
                         tensor_arg, transpose)
 from .core import Primitive, bind, names_memory_errors, save_inputs
 from .math_ops import matmul
-from .tensor import Tensor
+from .tensor import Tensor, wrap
 
-__all__ = ["tensordot", "einsum"]  # inv, det, solve stay in gpuad.linalg, as tf.linalg
+__all__ = ["tensordot", "einsum"]  # inv, det, solve, cholesky, ... stay in gpuad.linalg, as tf.linalg
 
 
 def _same_dtype(op, tensors, names):
@@ -425,3 +426,147 @@ def solve(matrix, rhs):
                          f"not broadcast") from None
     # CuPy's solve does not broadcast batch dimensions: broadcast here (gradient: a sum)
     return _solve(broadcast_to(a, batch + a.shape[-2:]), broadcast_to(b, batch + b.shape[-2:]))
+
+
+# ------------------------------------------- slogdet, logdet, cholesky, trace, matrix_transpose
+
+def _log_abs_det_vjp(g, saved, attrs, needs):
+    # d log|det A| = tr(inv(A) dA), so g_A = g inv(A)^T (TensorFlow's rule, as for det)
+    return (reshape(g, g.shape + (1, 1)) * swap_last(inv(saved[0])),)
+
+
+def _log_abs_det_impl(values, attrs):
+    xp = _backend.module_of(values[0])
+    return _linalg_call("slogdet", xp.linalg.slogdet, values[0])[1]
+
+
+_SLOGDET_SIGN = Primitive("slogdet_sign", lambda values, attrs: _backend.module_of(
+    values[0]).linalg.slogdet(values[0])[0])  # no gradient: piecewise constant
+_LOG_ABS_DET = Primitive("log_abs_det", _log_abs_det_impl, _log_abs_det_vjp,
+                         lambda tangents, saved, out, attrs, batch: reduce_sum(
+                             swap_last(inv(saved[0])) * tangents[0], (-2, -1)),
+                         save=save_inputs)
+
+
+def slogdet(input):
+    """The sign and the log of the absolute determinant of each square matrix, as
+    ``tf.linalg.slogdet``: ``(sign, log_abs_determinant)``, stable where ``det`` would
+    overflow or underflow.
+
+    ``sign`` has no gradient; ``log_abs_determinant``'s is ``inv(a)^T`` (TensorFlow's). A
+    singular matrix gives sign 0 and ``-inf``, as NumPy; its gradient then raises
+    ``numpy.linalg.LinAlgError``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> sign, logabsdet = ad.linalg.slogdet(ad.constant([[-2.0, 0.0], [0.0, 3.0]]))
+    >>> sign.numpy(), round(float(logabsdet), 6)
+    (array(-1., dtype=float32), 1.791759)
+    """
+    a = _square("slogdet", input, "input")
+    return bind(_SLOGDET_SIGN, (a,)), bind(_LOG_ABS_DET, (a,))
+
+
+def logdet(matrix):
+    """The log of the determinant of each Hermitian positive definite matrix, as
+    ``tf.linalg.logdet``: finite for a 200×200 covariance whose ``det`` underflows to 0.
+
+    Its gradient is ``inv(matrix)^T``. A matrix that is not positive definite gives the log of
+    its absolute determinant (TensorFlow gives NaN there; check with ``slogdet``'s sign).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> round(float(ad.linalg.logdet(0.01 * ad.eye(200))), 2)
+    -921.03
+    """
+    return bind(_LOG_ABS_DET, (_square("logdet", matrix, "matrix"),))
+
+
+def _lower_mask(n, like, diagonal):
+    """A constant [n, n] mask: 1 below the diagonal, ``diagonal`` on it, 0 above."""
+    xp = _backend.module_of(like)
+    return wrap(xp.asarray(numpy.tril(numpy.ones((n, n)), -1) + diagonal * numpy.eye(n),
+                                   dtype=like.dtype))
+
+
+def _cholesky_vjp(g, saved, attrs, needs):
+    # Murray (2016), as TensorFlow: g_A = sym(L^-T Phi(L^T g) L^-1), Phi = lower part, halved
+    # diagonal; written with gpuad ops, so it is differentiable again
+    l = saved[0]
+    l_inv = inv(l)
+    middle = matmul(swap_last(l), g) * _lower_mask(l.shape[-1], l._value, 0.5)
+    grad = matmul(matmul(swap_last(l_inv), middle), l_inv)
+    return (0.5 * (grad + swap_last(grad)),)
+
+
+def _cholesky_jvp(tangents, saved, out, attrs, batch):
+    # dL = L Phi(L^-1 dA L^-T)
+    l = saved[0]
+    l_inv = inv(l)
+    inner = matmul(matmul(l_inv, tangents[0]), swap_last(l_inv))
+    return matmul(l, inner * _lower_mask(l.shape[-1], l._value, 0.5))
+
+
+def _cholesky_impl(values, shape):
+    xp = _backend.module_of(values[0])
+    return _finite_or_singular("cholesky", _linalg_call("cholesky", xp.linalg.cholesky,
+                                                        values[0]), shape)
+
+
+_CHOLESKY = Primitive("cholesky", _cholesky_impl, _cholesky_vjp, _cholesky_jvp,
+                      save=lambda inputs, out, attrs: (out,))
+
+
+def cholesky(input):
+    """The lower Cholesky factor ``L`` (``L @ L^T = input``) of each symmetric positive
+    definite matrix, as ``tf.linalg.cholesky``.
+
+    Only the lower triangle of ``input`` is read; the gradient is TensorFlow's, symmetric
+    (for a perturbation that keeps ``input`` symmetric). A matrix that is not positive definite
+    raises ``numpy.linalg.LinAlgError`` (on both backends).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.linalg.cholesky(ad.constant([[4.0, 2.0], [2.0, 5.0]])).numpy()
+    array([[2., 0.],
+           [1., 2.]], dtype=float32)
+    """
+    a = _square("cholesky", input, "input")
+    return bind(_CHOLESKY, (a,), a.shape)
+
+
+def trace(x):
+    """The sum of the diagonal of each matrix in ``x`` (shape ``[..., m, n]``), as
+    ``tf.linalg.trace``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.linalg.trace(ad.constant([[1.0, 2.0], [3.0, 4.0]])).numpy()
+    array(5., dtype=float32)
+    """
+    x = tensor_arg(x, "trace", "x")
+    if x.ndim < 2:
+        raise ValueError(f"trace: x must have shape [..., m, n], got shape {x.shape}")
+    k = builtins.min(x.shape[-2:])
+    return einsum("...ii->...", x[..., :k, :k])
+
+
+def matrix_transpose(a):
+    """Each matrix in ``a`` transposed (its last two axes swapped), as
+    ``tf.linalg.matrix_transpose``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.linalg.matrix_transpose(ad.constant([[1.0, 2.0]])).numpy()
+    array([[1.],
+           [2.]], dtype=float32)
+    """
+    a = tensor_arg(a, "matrix_transpose", "a")
+    if a.ndim < 2:
+        raise ValueError(f"matrix_transpose: a must have rank >= 2, got shape {a.shape}")
+    return swap_last(a)

@@ -37,6 +37,21 @@ register("linalg.det", lambda m: ad.linalg.det(m) ** 2, MB)
 register("linalg.solve", lambda m, b: ad.linalg.solve(m, b), M, A)
 register("linalg.solve", lambda m, v: ad.linalg.solve(m, v) ** 2, MB, V)  # one vector
 register("linalg.solve", lambda m, b: ad.linalg.solve(m, b), MB, A[:, :2])  # batch broadcast
+register("linalg.slogdet", lambda m: ad.linalg.slogdet(m)[1] * ad.linalg.slogdet(-m)[0], M)
+register("linalg.slogdet", lambda m: ad.linalg.slogdet(m)[1] ** 2, MB)
+register("linalg.logdet", lambda m: ad.linalg.logdet(m) ** 2, M)
+register("linalg.logdet", lambda m: ad.linalg.logdet(m), MB)
+
+
+def _spd(m):  # symmetric positive definite whatever the perturbation of m
+    return ad.matmul(m, ad.linalg.matrix_transpose(m))
+
+
+register("linalg.cholesky", lambda m: ad.linalg.cholesky(_spd(m)), M)
+register("linalg.cholesky", lambda m: ad.linalg.cholesky(_spd(m)) ** 2, MB)
+register("linalg.trace", lambda m: ad.linalg.trace(m) ** 2, M)
+register("linalg.trace", lambda c: ad.linalg.trace(c), C)  # batched, not square
+register("linalg.matrix_transpose", lambda c: ad.linalg.matrix_transpose(c) ** 2, C)
 
 # ----------------------------------------------------------------------------- shapes
 register("expand_dims", lambda x: ad.expand_dims(x, 1) * ad.expand_dims(x, -1), A)

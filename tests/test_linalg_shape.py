@@ -356,3 +356,57 @@ def test_singular_matrices_on_cupy_behave_as_numpy():
     with pytest.raises(np.linalg.LinAlgError, match="solve"):
         ad.linalg.solve(singular, ad.constant([[1.0], [1.0]], backend="cupy"))
     assert float(ad.linalg.det(singular)) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logdet_of_a_200x200_covariance_is_finite_with_the_closed_form_gradient(dtype):
+    """A GP's log det K: det underflows to 0, logdet stays finite; gradient inv(K)^T."""
+    x = np.random.default_rng(0).normal(size=(200, 5))
+    k = np.exp(-0.5 * ((x[:, None] - x[None]) ** 2).sum(-1)) + 1e-2 * np.eye(200)
+    kt = ad.constant(k.astype(dtype))
+    with ad.GradientTape() as tape:
+        tape.watch(kt)
+        value = ad.linalg.logdet(kt)
+    if dtype == np.float32:
+        assert float(ad.linalg.det(kt)) == 0.0  # why logdet exists
+    expected = np.linalg.slogdet(k)[1]
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(float(value), expected, rtol=rtol)
+    inverse = np.linalg.inv(k)
+    grad = tape.gradient(value, kt).numpy()
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(grad, inverse.T, atol=(1e-4 if dtype == np.float32 else 1e-9)
+                               * np.abs(inverse).max())
+
+
+def test_slogdet_sign_and_cholesky_values_and_errors():
+    sign, logabs = ad.linalg.slogdet(ad.constant([[[0.0, 2.0], [3.0, 0.0]], [[1.0, 0.0],
+                                                                              [0.0, 1.0]]]))
+    assert sign.numpy().tolist() == [-1.0, 1.0]
+    np.testing.assert_allclose(logabs.numpy(), [np.log(6.0), 0.0], atol=1e-6)
+    a = np.array([[4.0, 2.0], [2.0, 5.0]])
+    np.testing.assert_allclose(ad.linalg.cholesky(ad.constant(a)).numpy(), [[2, 0], [1, 2]])
+    with pytest.raises(np.linalg.LinAlgError, match="cholesky"):
+        ad.linalg.cholesky(ad.constant([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"cholesky: input must be square.*\(2, 3\)"):
+        ad.linalg.cholesky(ad.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"trace: x must have shape.*\(3,\)"):
+        ad.linalg.trace(ad.ones((3,)))
+
+
+def test_cholesky_gradient_is_tensorflows_symmetric_one():
+    """For L = chol(A), loss sum(L): the gradient is symmetric, and a symmetric perturbation's
+    central difference matches it (A's upper triangle is never read)."""
+    a = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+    at = ad.constant(a)
+    with ad.GradientTape() as tape:
+        tape.watch(at)
+        loss = ad.reduce_sum(ad.linalg.cholesky(at))
+    grad = tape.gradient(loss, at).numpy()
+    np.testing.assert_allclose(grad, grad.T, atol=1e-12)
+    direction = np.random.default_rng(3).normal(size=(3, 3))
+    direction = direction + direction.T
+    eps = 1e-6
+    diff = (np.linalg.cholesky(a + eps * direction).sum()
+            - np.linalg.cholesky(a - eps * direction).sum()) / (2 * eps)
+    np.testing.assert_allclose((grad * direction).sum(), diff, rtol=1e-7)
