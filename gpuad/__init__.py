@@ -8,7 +8,7 @@
 >>> print(f"{float(tape.gradient(y, x)):.4f}")  # cos(2)*2 + sin(2)
 0.0770
 """
-from . import backends, core, cuda, linalg, nn, numpy_memory, random, testing
+from . import backends, core, cuda, linalg, math, nn, numpy_memory, random, testing
 from .array_ops import (broadcast_to, cast, constant, convert_to_tensor, eye, fill, getitem,
                         identity, ones, ones_like, range, reduce_sum, reshape, stack,
                         stop_gradient, transpose, unstack, zeros, zeros_like)
@@ -21,16 +21,16 @@ from .functional import (custom_gradient, grad, gradients_function, hessian, imp
 from .linalg import einsum, tensordot
 from .math_ops import lin_space, linspace, matmul, reduce_max, reduce_mean, reduce_min
 from .ops import (ELEMENTWISE_OPS, abs, acos, acosh, add, asin, asinh, atan, atan2, atanh,
-                  ceil, clip_by_value, cos, elu, leaky_relu, log_sigmoid, selu, silu, softsign,
-                  xlogy,
-                  cosh, divide, equal, erf, exp, expm1, floor, floordiv, greater, greater_equal,
-                  less, less_equal, log, log1p, logical_and, logical_not, logical_or, maximum,
-                  minimum, mod, multiply, negative, not_equal, pow, reciprocal, relu, round,
-                  rsqrt, sigmoid, sign, sin, sinh, softplus, sqrt, square, squared_difference,
-                  subtract, tan, tanh, where)
-from .reductions import (cumprod, cumsum, norm, reduce_logsumexp, reduce_prod, reduce_std,
-                         reduce_variance)
-from .shape_ops import (boolean_mask, concat, expand_dims, gather, pad, split, squeeze, tile)
+                  ceil, clip_by_value, cos, cosh, divide, elu, equal, erf, exp, expm1, floor,
+                  floordiv, greater, greater_equal, leaky_relu, less, less_equal, log, log1p,
+                  log_sigmoid, logical_and, logical_not, logical_or, maximum, minimum, mod,
+                  multiply, negative, not_equal, pow, reciprocal, relu, round, rsqrt, selu,
+                  sigmoid, sign, silu, sin, sinh, softplus, softsign, sqrt, square,
+                  squared_difference, subtract, tan, tanh, where, xlogy)
+from .reductions import (argmax, argmin, cumprod, cumsum, norm, reduce_logsumexp, reduce_prod,
+                         reduce_std, reduce_variance)
+from .shape_ops import (boolean_mask, concat, expand_dims, gather, one_hot, pad, rank, reverse,
+                        roll, shape, size, split, squeeze, tile)
 from .tape import GradientTape
 from .tensor import Tensor
 from .variables import Variable

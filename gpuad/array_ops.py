@@ -7,6 +7,7 @@ The elementwise rules (:mod:`gpuad.ops`) need these -- sum-to-shape is the adjoi
 broadcasting -- so they sit below them.  Every op runs through :func:`gpuad.core.bind`.
 """
 import builtins
+import math
 import numbers
 import typing
 
@@ -535,17 +536,31 @@ def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
     return wrap(_backend.asarray(array, name))
 
 
-def constant(value, dtype=None, backend=None):
+def constant(value, dtype=None, shape=None, name=None, *, backend=None):
     """Create a constant Tensor (see :func:`convert_to_tensor`); copies array data.
+
+    With ``shape``, as ``tf.constant``: a single value fills the shape, and a value with as
+    many elements as the shape is reshaped to it. ``name`` is accepted and ignored.
 
     >>> import gpuad as ad
     >>> ad.constant([[1, 2], [3, 4]]).dtype
     dtype('int32')
+    >>> ad.constant(7.0, shape=(2, 2)).numpy().tolist()
+    [[7.0, 7.0], [7.0, 7.0]]
     """
     tensor = convert_to_tensor(value, dtype=dtype, backend=backend, op="constant")
     if tensor is value or (_backend.is_array(value) and tensor._value is value):
         tensor = wrap(tensor._value.copy())
-    return tensor
+    if shape is None:
+        return tensor
+    shape = shape_arg("constant", shape)
+    if tensor.size == 1:
+        return wrap(_backend.module_of(tensor._value).full(shape, tensor._value.reshape(()),
+                                                           tensor.dtype))
+    if tensor.size != math.prod(shape):
+        raise TypeError(f"constant: a value of shape {tensor.shape} ({tensor.size} elements) "
+                        f"cannot be given shape {shape}")
+    return wrap(tensor._value.reshape(shape))
 
 
 def convert_like(value, like, op):
@@ -564,7 +579,8 @@ def convert_like(value, like, op):
 # ---------------------------------------------------------------------------------- creation
 
 def _create_impl(values, attrs):
-    """zeros, ones, a fill value, eye or arange: no inputs, everything in ``attrs``."""
+    """zeros, ones, a fill value, eye, arange or given values (a shape): no inputs,
+    everything in ``attrs``."""
     kind, shape, dtype, backend, value = attrs
     xp = _backend.module(backend)
     if kind == "eye":
@@ -572,13 +588,15 @@ def _create_impl(values, attrs):
     if kind == "arange":
         start, delta = value
         return xp.arange(shape[0], dtype=dtype) * delta + start  # start + i * delta, as TF
+    if kind == "values":
+        return xp.asarray(value, dtype)
     return xp.full(shape, value, dtype)
 
 
 CREATE = Primitive("create", _create_impl)  # no gradient: a creation has no inputs
 
 
-def _create(op, kind, shape, dtype, backend, value=None):
+def create(op, kind, shape, dtype, backend, value=None):
     """A created Tensor; a negative dimension is an error naming ``op``."""
     if builtins.any(n < 0 for n in shape):
         raise ValueError(f"{op}: dimensions must be non-negative, got shape {shape}")
@@ -596,24 +614,24 @@ def zeros(shape, dtype=numpy.float32, backend=None):
     >>> ad.zeros((2,)).numpy()
     array([0., 0.], dtype=float32)
     """
-    return _create("zeros", "full", shape_arg("zeros", shape), dtype, backend, 0)
+    return create("zeros", "full", shape_arg("zeros", shape), dtype, backend, 0)
 
 
 def ones(shape, dtype=numpy.float32, backend=None):
     """A tensor of ones (float32 by default)."""
-    return _create("ones", "full", shape_arg("ones", shape), dtype, backend, 1)
+    return create("ones", "full", shape_arg("ones", shape), dtype, backend, 1)
 
 
 def zeros_like(x, dtype=None):
     """Zeros of ``x``'s shape, dtype (unless given) and backend."""
     x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="zeros_like")
-    return _create("zeros_like", "full", x.shape, dtype or x.dtype, x.backend, 0)
+    return create("zeros_like", "full", x.shape, dtype or x.dtype, x.backend, 0)
 
 
 def ones_like(x, dtype=None):
     """Ones of ``x``'s shape, dtype (unless given) and backend."""
     x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="ones_like")
-    return _create("ones_like", "full", x.shape, dtype or x.dtype, x.backend, 1)
+    return create("ones_like", "full", x.shape, dtype or x.dtype, x.backend, 1)
 
 
 def fill(dims, value, backend=None):
@@ -626,13 +644,13 @@ def fill(dims, value, backend=None):
     value = convert_to_tensor(value, backend=backend, op="fill")
     if value.ndim:
         raise ValueError(f"fill: value must be a scalar, got shape {value.shape}")
-    return _create("fill", "full", shape_arg("fill", dims), value.dtype, value.backend,
+    return create("fill", "full", shape_arg("fill", dims), value.dtype, value.backend,
                    value.numpy().item())
 
 
 def eye(num_rows, num_columns=None, dtype=numpy.float32, backend=None):
     """The identity matrix (float32 by default)."""
-    return _create("eye", "eye", (num_rows, num_rows if num_columns is None else num_columns),
+    return create("eye", "eye", (num_rows, num_rows if num_columns is None else num_columns),
                    dtype, backend)
 
 
@@ -696,7 +714,7 @@ def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (
     else:
         size = builtins.max(-((start - limit) // delta), 0)  # ceil division of Python ints
     try:
-        return _create("range", "arange", (size,), dtype, backend, (start, delta))
+        return create("range", "arange", (size,), dtype, backend, (start, delta))
     except OverflowError:
         raise OverflowError(f"range: start {start} or delta {delta} does not fit in {dtype} "
                             f"(pass dtype='int64')") from None

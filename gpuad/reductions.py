@@ -22,7 +22,7 @@ from .math_ops import matmul, reduce_max, reduce_mean
 from .tensor import Tensor, concrete_value, wrap
 
 __all__ = ["reduce_prod", "reduce_logsumexp", "reduce_variance", "reduce_std", "norm",
-           "cumsum", "cumprod"]
+           "cumsum", "cumprod", "argmax", "argmin"]
 
 
 def _input(op, x, floating=False, arg="x"):
@@ -465,3 +465,38 @@ def norm(tensor, ord="euclidean", axis=None, keepdims=False):  # noqa: A002 (TF'
     if ord == numpy.inf:
         return reduce_max(size, axes, keepdims)
     return _ops.pow(reduce_sum(_ops.pow(size, ord), axes, keepdims), 1.0 / ord)
+
+
+# ---------------------------------------------------------------------------- argmax, argmin
+
+def _arg_reduction(name, numpy_name):
+    primitive = Primitive(name, lambda values, attrs: getattr(
+        _backend.module_of(values[0]), numpy_name)(values[0], axis=attrs[0]).astype(attrs[1]))
+
+    def op(input, axis=None, output_type=numpy.int64):  # noqa: A002 (TF's names)
+        x = tensor_arg(input, name, "input")
+        if x.ndim == 0:
+            raise ValueError(f"{name}: input must have rank >= 1, got a scalar")
+        axes = axes_arg(name, 0 if axis is None else axis, x.shape)  # TF's default: 0
+        if len(axes) != 1:
+            raise ValueError(f"{name}: axis must be one int, got {axis!r}")
+        axis = axes[0]
+        if x.shape[axis] == 0:
+            raise ValueError(f"{name}: axis {axis} of input shape {x.shape} is empty")
+        dtype = numpy.dtype(output_type)
+        if dtype not in (numpy.dtype("int32"), numpy.dtype("int64")):
+            raise TypeError(f"{name}: output_type must be int32 or int64, got {dtype}")
+        return bind(primitive, (x,), (axis, dtype))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"""The index of the {name[3:]}imum of ``input`` along ``axis`` (default 0, as
+    ``tf.math.{name}``), int64 (or ``output_type`` int32); the first one on ties; no gradient.
+
+    >>> import gpuad as ad
+    >>> ad.{name}(ad.constant([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]]), axis=1).numpy().tolist()
+    {[1, 0] if name == "argmax" else [0, 1]}
+    """
+    return op
+
+
+argmax = _arg_reduction("argmax", "argmax")
+argmin = _arg_reduction("argmin", "argmin")

@@ -10,14 +10,15 @@ import numbers
 import numpy
 
 from . import backends as _backend
-from .array_ops import (axes_arg, broadcast_to, convert_like, convert_to_tensor, getitem,
-                        reshape, same_backend, shape_arg, tensor_arg, tensor_list, transpose,
-                        zeros)
+from . import ops as _ops
+from .array_ops import (axes_arg, broadcast_to, convert_like, convert_to_tensor, create,
+                        getitem, reshape, same_backend, shape_arg, tensor_arg, tensor_list,
+                        transpose, zeros)
 from .core import Primitive, bind, names_memory_errors
 from .tensor import Tensor
 
 __all__ = ["expand_dims", "squeeze", "concat", "split", "tile", "pad", "gather",
-           "boolean_mask"]
+           "boolean_mask", "shape", "size", "rank", "reverse", "roll", "one_hot"]
 
 
 def _int(op, name, value):
@@ -357,3 +358,128 @@ def boolean_mask(tensor, mask, axis=0):
         raise ValueError(f"boolean_mask: mask of shape {m.shape} does not match the shape "
                          f"{x.shape[axis:axis + m.ndim]} of tensor {x.shape} at axis {axis}")
     return getitem(x, (slice(None),) * axis + (m,))
+
+
+# ------------------------------------------------- shape, size, rank, reverse, roll, one_hot
+
+def _int_dtype(op, out_type):
+    dtype = numpy.dtype(out_type)
+    if dtype not in (numpy.dtype("int32"), numpy.dtype("int64")):
+        raise TypeError(f"{op}: out_type must be int32 or int64, got {dtype}")
+    return dtype
+
+
+def shape(input, out_type=numpy.int32):  # noqa: A002
+    """The shape of ``input`` as a 1-D int32 (or int64) Tensor, as ``tf.shape``.
+
+    >>> import gpuad as ad
+    >>> ad.shape(ad.zeros((2, 3))).numpy()
+    array([2, 3], dtype=int32)
+    """
+    x = tensor_arg(input, "shape", "input")
+    return create("shape", "values", (x.ndim,), _int_dtype("shape", out_type), x.backend,
+                  x.shape)
+
+
+def size(input, out_type=numpy.int32):  # noqa: A002
+    """The number of elements of ``input`` as a scalar int32 (or int64) Tensor, as ``tf.size``.
+
+    >>> import gpuad as ad
+    >>> ad.size(ad.zeros((2, 3))).numpy()
+    array(6, dtype=int32)
+    """
+    x = tensor_arg(input, "size", "input")
+    return create("size", "full", (), _int_dtype("size", out_type), x.backend, x.size)
+
+
+def rank(input):  # noqa: A002
+    """The number of dimensions of ``input`` as a scalar int32 Tensor, as ``tf.rank``.
+
+    >>> import gpuad as ad
+    >>> ad.rank(ad.zeros((2, 3))).numpy()
+    array(2, dtype=int32)
+    """
+    x = tensor_arg(input, "rank", "input")
+    return create("rank", "full", (), numpy.int32, x.backend, x.ndim)
+
+
+def reverse(tensor, axis):
+    """``tensor`` with the order of its elements reversed along each axis in ``axis``, as
+    ``tf.reverse`` (a slice with step -1, so differentiable again).
+
+    >>> import gpuad as ad
+    >>> ad.reverse(ad.constant([[1, 2], [3, 4]]), [1]).numpy().tolist()
+    [[2, 1], [4, 3]]
+    """
+    x = tensor_arg(tensor, "reverse", "tensor")
+    axes = axes_arg("reverse", axis, x.shape)
+    return getitem(x, tuple(slice(None, None, -1) if i in axes else slice(None)
+                            for i in builtins.range(x.ndim)))
+
+
+def roll(input, shift, axis):  # noqa: A002
+    """Elements of ``input`` shifted by ``shift`` along ``axis``, wrapping around, as
+    ``tf.roll``; ``shift`` and ``axis`` may be lists of equal length (an axis named twice
+    shifts by the sum). Differentiable: the gradient rolls back.
+
+    >>> import gpuad as ad
+    >>> ad.roll(ad.constant([0, 1, 2, 3, 4]), shift=2, axis=0).numpy().tolist()
+    [3, 4, 0, 1, 2]
+    """
+    x = tensor_arg(input, "roll", "input")
+    shifts = [shift] if isinstance(shift, numbers.Integral) else list(shift)
+    axes = [axis] if isinstance(axis, numbers.Integral) else list(axis)
+    if len(shifts) != len(axes):
+        raise ValueError(f"roll: shift and axis must have the same length, got {len(shifts)} "
+                         f"shifts and {len(axes)} axes")
+    total = {}
+    for s, a in zip(shifts, axes):
+        a = _axis("roll", a, x.shape)
+        total[a] = total.get(a, 0) + _int("roll", "shift", s)
+    for a, s in total.items():
+        n = x.shape[a]
+        s = s % n if n else 0
+        if s:
+            before = (slice(None),) * a
+            x = concat([x[before + (slice(n - s, None),)], x[before + (slice(0, n - s),)]], a)
+    return x
+
+
+def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None):
+    """A one-hot encoding of integer ``indices``, as ``tf.one_hot``: a new axis of size
+    ``depth`` (last, or at ``axis``) holds ``on_value`` (default 1) at each index and
+    ``off_value`` (default 0) elsewhere; an index outside ``[0, depth)`` gives all
+    ``off_value``. The dtype is ``dtype``, else ``on_value``'s or ``off_value``'s, else
+    float32. The result is differentiable with respect to ``on_value`` and ``off_value``.
+
+    >>> import gpuad as ad
+    >>> ad.one_hot(ad.constant([0, 2, -1]), 3).numpy()
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 0., 0.]], dtype=float32)
+    """
+    idx = tensor_arg(indices, "one_hot", "indices")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got dtype {idx.dtype}")
+    depth = _int("one_hot", "depth", depth)
+    if depth < 0:
+        raise ValueError(f"one_hot: depth must be >= 0, got {depth}")
+    given = [v for v in (on_value, off_value) if isinstance(v, Tensor)]
+    dtype = numpy.dtype(dtype if dtype is not None else given[0].dtype if given else
+                        numpy.float32)
+    on = convert_to_tensor(1 if on_value is None else on_value, dtype, backend=idx.backend,
+                           op="one_hot")
+    off = convert_to_tensor(0 if off_value is None else off_value, dtype, backend=idx.backend,
+                            op="one_hot")
+    for name, value in (("on_value", on), ("off_value", off)):
+        if value.dtype != dtype or value.ndim:
+            raise TypeError(f"one_hot: {name} must be a scalar of dtype {dtype}, got "
+                            f"{value.dtype} of shape {value.shape}")
+    axis = idx.ndim if axis is None or axis == -1 else _int("one_hot", "axis", axis)
+    if not 0 <= axis <= idx.ndim:
+        raise ValueError(f"one_hot: axis {axis} is out of range for indices of shape "
+                         f"{idx.shape}")
+    positions = numpy.arange(depth).reshape((depth,) + (1,) * (idx.ndim - axis))
+    hot = _ops.equal(expand_dims(idx, axis),
+                     convert_to_tensor(positions.astype(idx.dtype), backend=idx.backend))
+    return _ops.where(hot, on, off)

@@ -53,6 +53,11 @@ class Variable(Tensor):
         """The current value as a Tensor (recorded on active tapes, as a read)."""
         return read_variable(self)
 
+    def value(self):
+        """The current value as a Tensor, as ``tf.Variable.value`` (the same as
+        :meth:`read_value`)."""
+        return read_variable(self)
+
     def assign(self, value):
         """Replace the value (same shape and dtype); returns the variable.
 

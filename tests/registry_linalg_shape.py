@@ -3,7 +3,7 @@ and more getitem variants)."""
 import numpy as np
 
 import gpuad as ad
-from op_registry import register, rng
+from op_registry import register, register_value_check, rng
 
 A = rng(11).uniform(-1, 1, (3, 4))
 B = rng(12).uniform(-1, 1, (4, 2))
@@ -85,3 +85,33 @@ register("getitem", lambda c: c[:, [[0, 0], [1, 1]]] ** 2, C)  # 2-D index array
 register("getitem", lambda c: c[np.array([True, False])][..., ::3] ** 2, C)  # bool mask
 register("getitem", lambda c: c[c[..., 0] > 0.0] ** 2, C)  # 2-D bool mask
 register("getitem", lambda x: x[ad.constant([2, 2, 1]), -2:0:-1] ** 2, A)  # int Tensor index
+
+# ------------------------------------------------ reverse, roll, one_hot, shape, argmax ...
+register("reverse", lambda c: ad.reverse(c, [0, 2]) * c, C)
+register("reverse", lambda a: ad.reverse(a, -1) ** 2, A)
+register("roll", lambda c: ad.roll(c, 2, 2) * c, C)
+register("roll", lambda a: ad.roll(a, [1, -1, 5], [0, 1, 0]) ** 2, A)  # an axis twice, wraps
+register("one_hot", lambda on, off: ad.one_hot(ad.constant([[0, 3], [1, 9]]), 4, on, off,
+                                               axis=1) ** 2, V[0], V[1])
+
+
+def _shape_size_rank():
+    x = ad.zeros((2, 3, 0))
+    assert ad.shape(x).numpy().tolist() == [2, 3, 0] and ad.shape(x).dtype == np.int32
+    assert ad.shape(x, out_type=np.int64).dtype == np.int64
+    assert ad.size(x).numpy() == 0 and ad.size(ad.ones((4, 5))).numpy() == 20
+    assert ad.rank(x).numpy() == 3 and ad.rank(ad.constant(1.0)).numpy() == 0
+
+
+def _argmax_argmin():
+    x = ad.constant([[1.0, 5.0, 5.0], [7.0, -2.0, 7.0]])
+    assert ad.argmax(x).numpy().tolist() == [1, 0, 1]  # axis 0 by default, as TF
+    assert ad.argmax(x, axis=1).numpy().tolist() == [1, 0]  # first of a tie
+    assert ad.argmin(x, axis=-1, output_type=np.int32).numpy().tolist() == [0, 1]
+    assert ad.argmax(x).dtype == np.int64 and ad.argmin(x, 1, np.int32).dtype == np.int32
+
+
+for _name in ("shape", "size", "rank"):
+    register_value_check(_name, _shape_size_rank)
+for _name in ("argmax", "argmin"):
+    register_value_check(_name, _argmax_argmin)

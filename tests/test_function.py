@@ -294,7 +294,7 @@ def test_data_dependent_masks_are_refused_with_a_trace_error():
 
 def _creation_and_comparisons(x, y):
     """Every op of the registry's NOT_DIFFERENTIABLE list (comparisons, logical ops,
-    creation, random draws with a seed), on values or shapes of the inputs."""
+    creation, random draws with a seed, shapes, argmax), on values or shapes of the inputs."""
     a, b = x > 0.0, y > 0.0
     n = len(x)
     return {
@@ -307,6 +307,8 @@ def _creation_and_comparisons(x, y):
         "lin_space": ad.lin_space(0.0, 1.0, n) * x,
         "random.normal": ad.random.normal((n,), seed=3) * y,
         "random.uniform": ad.random.uniform((n,), 2, 9, dtype="int32", seed=4),
+        "shape": ad.shape(x) * 2, "size": ad.size(y) + 1, "rank": ad.rank(x),
+        "argmax": ad.argmax(x * y), "argmin": ad.argmin(ad.stack([x, y]), axis=1),
     }
 
 

@@ -410,3 +410,32 @@ def test_cholesky_gradient_is_tensorflows_symmetric_one():
     diff = (np.linalg.cholesky(a + eps * direction).sum()
             - np.linalg.cholesky(a - eps * direction).sum()) / (2 * eps)
     np.testing.assert_allclose((grad * direction).sum(), diff, rtol=1e-7)
+
+
+def test_new_shape_ops_name_the_op_and_argument_on_bad_input():
+    with pytest.raises(ValueError, match=r"argmax: input must have rank >= 1"):
+        ad.argmax(ad.constant(1.0))
+    with pytest.raises(ValueError, match=r"argmin: axis 0 of input shape \(0, 2\) is empty"):
+        ad.argmin(ad.zeros((0, 2)))
+    with pytest.raises(ValueError, match=r"roll: shift and axis must have the same length"):
+        ad.roll(ad.zeros((2, 2)), [1, 2], [0])
+    with pytest.raises(ValueError, match=r"roll: axis 2 is out of range.*\(2, 2\)"):
+        ad.roll(ad.zeros((2, 2)), 1, 2)
+    with pytest.raises(TypeError, match=r"one_hot: indices must be integers, got dtype float32"):
+        ad.one_hot(ad.constant([0.0]), 3)
+    with pytest.raises(TypeError, match=r"one_hot: on_value must be a scalar"):
+        ad.one_hot(ad.constant([0]), 3, on_value=ad.constant([1.0, 2.0]))
+    with pytest.raises(TypeError, match=r"constant: a value of shape \(3,\).*shape \(2, 2\)"):
+        ad.constant([1, 2, 3], shape=(2, 2))
+    with pytest.raises(TypeError, match=r"shape: out_type must be int32 or int64"):
+        ad.shape(ad.zeros((2,)), out_type=np.float32)
+
+
+def test_constant_with_shape_fills_or_reshapes_as_tensorflow():
+    assert ad.constant(7, shape=(2, 3)).numpy().tolist() == [[7] * 3] * 2
+    assert ad.constant([5.0], "float64", (2,)).numpy().tolist() == [5.0, 5.0]
+    assert ad.constant([1, 2, 3, 4], shape=[2, 2]).numpy().tolist() == [[1, 2], [3, 4]]
+    v = ad.Variable([1.0, 2.0])
+    with ad.GradientTape() as tape:
+        y = ad.reduce_sum(v.value() ** 2)
+    assert tape.gradient(y, v).numpy().tolist() == [2.0, 4.0]  # value() is a recorded read

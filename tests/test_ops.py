@@ -128,3 +128,11 @@ def test_mlp_gradients_match_a_hand_written_backward():
     dlogits = (p - labels) / 5
     np.testing.assert_allclose(g2.numpy(), hh.T @ dlogits, rtol=1e-10)
     np.testing.assert_allclose(g1.numpy(), x.T @ ((dlogits @ w2.T) * (hh > 0)), rtol=1e-10)
+
+
+def test_math_namespace_is_the_top_level_ops_under_tf_math_names():
+    aliases = {"floormod": "mod", "truediv": "divide"}
+    for name in ad.math.__all__:
+        assert getattr(ad.math, name) is getattr(ad, aliases.get(name, name)), name
+    x, y = ad.constant([7.0, -7.0]), ad.constant([3.0, 3.0])
+    assert ad.math.floormod(x, y).numpy().tolist() == [1.0, 2.0]  # sign of the divisor, as TF
