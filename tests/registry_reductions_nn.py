@@ -58,6 +58,26 @@ register("nn.log_softmax", lambda x: ad.nn.log_softmax(x) ** 2, BIG)
 register("nn.softmax_cross_entropy_with_logits",
          lambda labels, logits: ad.nn.softmax_cross_entropy_with_logits(labels, logits, axis=0),
          rng(16).uniform(0, 1, (3, 4)), BIG)
+register("nn.gelu", lambda x: ad.nn.gelu(x), A)
+register("nn.gelu", lambda x: ad.nn.gelu(x, approximate=True) ** 2, A)
+register("nn.l2_loss", lambda x: ad.nn.l2_loss(x * x), A)
+register("nn.sigmoid_cross_entropy_with_logits",
+         lambda labels, logits: ad.nn.sigmoid_cross_entropy_with_logits(labels, logits) ** 2,
+         rng(17).uniform(0, 1, (3, 4)), 3 * A)
+register("nn.sparse_softmax_cross_entropy_with_logits",
+         lambda logits: ad.nn.sparse_softmax_cross_entropy_with_logits(
+             ad.constant([[0, 3, 1], [2, 2, 0]]), logits), POSITIVE)
+register("nn.moments", lambda x: ad.nn.moments(x, [0, 2])[1] * ad.nn.moments(x, [0, 2])[0],
+         POSITIVE)
+register("nn.moments", lambda x: ad.nn.moments(x, [1], keepdims=True)[1] ** 2, A)
+register("nn.batch_normalization", lambda x, mean, var, offset, scale:
+         ad.nn.batch_normalization(x, mean, var, offset, scale, 1e-3), A, VECTOR[:4],
+         POSITIVE[0, 0], VECTOR[1:], POSITIVE[1, 1])
+register("nn.batch_normalization", lambda x, var:
+         ad.nn.batch_normalization(x, 0.5, var, None, None, 1e-3) ** 2, A, POSITIVE[0, 0])
+register("nn.embedding_lookup", lambda p: ad.nn.embedding_lookup(p, [[2, 0], [2, 2]]) ** 2, A)
+register("nn.dropout", lambda x: ad.nn.dropout(x, 0.4, seed=7) * x, A)
+register("nn.dropout", lambda x: ad.nn.dropout(x, 0.5, noise_shape=(3, 1), seed=2) ** 2, A)
 
 
 def _moments(op, draw, low=-np.inf, high=np.inf, mean=None, std=None):

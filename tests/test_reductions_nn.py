@@ -3,6 +3,7 @@ JVP rules of the new primitives against central differences, and the errors (eac
 op, the argument and the shapes, axes or dtypes).  Gradients of every registered case are
 checked generically by tests/test_op_registry.py."""
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -293,3 +294,51 @@ def test_new_elementwise_ops_check_dtypes():
     with pytest.raises(ValueError, match=r"clip_by_value: incompatible shapes \(3,\) and "
                                          r"\(2,\)"):
         ad.clip_by_value(ad.constant([1.0, 2.0, 3.0]), ad.constant([0.0, 1.0]), 2.0)
+
+
+def test_gelu_against_its_closed_forms():
+    xs = np.linspace(-4, 4, 41)
+    exact = [0.5 * x * (1 + math.erf(x / math.sqrt(2))) for x in xs]
+    tanh_form = 0.5 * xs * (1 + np.tanh(math.sqrt(2 / math.pi) * (xs + 0.044715 * xs ** 3)))
+    x = ad.constant(xs)
+    np.testing.assert_allclose(ad.nn.gelu(x).numpy(), exact, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ad.nn.gelu(x, approximate=True).numpy(), tanh_form, rtol=1e-12)
+    with ad.GradientTape() as tape:
+        tape.watch(x)
+        y = ad.nn.gelu(x)
+    pdf = np.exp(-xs ** 2 / 2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(xs / math.sqrt(2)))
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), cdf + xs * pdf, rtol=1e-12,
+                               atol=1e-15)
+
+
+def test_sigmoid_cross_entropy_is_stable_and_its_gradient_is_sigmoid_minus_labels():
+    logits = ad.constant([-800.0, -1.0, 0.0, 2.0, 800.0], "float64")
+    labels = ad.constant([1.0, 0.0, 0.5, 1.0, 0.0], "float64")
+    with ad.GradientTape() as tape:
+        tape.watch(logits)
+        loss = ad.nn.sigmoid_cross_entropy_with_logits(labels, logits)
+    x, z = logits.numpy(), labels.numpy()
+    np.testing.assert_allclose(loss.numpy(), np.logaddexp(0, x) - x * z, rtol=1e-12)
+    sig = 0.5 * (1 + np.tanh(x / 2))
+    np.testing.assert_allclose(tape.gradient(loss, logits).numpy(), sig - z, atol=1e-15)
+
+
+def test_sparse_softmax_cross_entropy_and_moments_and_dropout():
+    logits = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    loss = ad.nn.sparse_softmax_cross_entropy_with_logits(ad.constant([1, 2]), logits)
+    expected = [np.log(np.exp(row).sum()) - row[k] for row, k in zip(logits, [1, 2])]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"sparse_softmax_cross_entropy_with_logits: labels "
+                                         r"must be in \[0, 3\), got values from 0 to 3"):
+        ad.nn.sparse_softmax_cross_entropy_with_logits(ad.constant([0, 3]), logits)
+    data = np.random.default_rng(1).normal(size=(5, 4, 3))
+    mean, variance = ad.nn.moments(ad.constant(data), axes=[0, 2])
+    np.testing.assert_allclose(mean.numpy(), data.mean((0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(variance.numpy(), data.var((0, 2)), rtol=1e-12)
+    y = ad.nn.dropout(ad.ones((200, 100), "float64"), 0.25, seed=9).numpy()
+    assert set(np.unique(y)) == {0.0, 1 / 0.75} and abs((y == 0).mean() - 0.25) < 0.01
+    shared = ad.nn.dropout(ad.ones((50, 6)), 0.5, noise_shape=(50, 1), seed=4).numpy()
+    assert (shared == shared[:, :1]).all()  # one draw per row
+    with pytest.raises(ValueError, match=r"dropout: rate must be a number in \[0, 1\)"):
+        ad.nn.dropout(ad.ones((2,)), 1.0)
