@@ -27,10 +27,11 @@ from .ops import (ELEMENTWISE_OPS, abs, acos, acosh, add, asin, asinh, atan, ata
                   multiply, negative, not_equal, pow, reciprocal, relu, round, rsqrt, selu,
                   sigmoid, sign, silu, sin, sinh, softplus, softsign, sqrt, square,
                   squared_difference, subtract, tan, tanh, where, xlogy)
-from .reductions import (argmax, argmin, cumprod, cumsum, norm, reduce_logsumexp, reduce_prod,
-                         reduce_std, reduce_variance)
-from .shape_ops import (boolean_mask, concat, expand_dims, gather, one_hot, pad, rank, reverse,
-                        roll, shape, size, split, squeeze, tile)
+from .reductions import (argmax, argmin, clip_by_global_norm, clip_by_norm, cumprod, cumsum,
+                         global_norm, norm, reduce_logsumexp, reduce_prod, reduce_std,
+                         reduce_variance)
+from .shape_ops import (boolean_mask, concat, expand_dims, gather, one_hot, pad, rank, repeat,
+                        reverse, roll, shape, size, split, squeeze, tile)
 from .tape import GradientTape
 from .tensor import Tensor
 from .variables import Variable

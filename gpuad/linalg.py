@@ -485,10 +485,8 @@ def logdet(matrix):
 
 
 def _lower_mask(n, like, diagonal):
-    """A constant [n, n] mask: 1 below the diagonal, ``diagonal`` on it, 0 above."""
-    xp = _backend.module_of(like)
-    return wrap(xp.asarray(numpy.tril(numpy.ones((n, n)), -1) + diagonal * numpy.eye(n),
-                                   dtype=like.dtype))
+    """A constant [n, n] mask like Tensor ``like``: 1 below the diagonal, ``diagonal`` on it."""
+    return _constant_like(numpy.tril(numpy.ones((n, n)), -1) + diagonal * numpy.eye(n), like)
 
 
 def _cholesky_vjp(g, saved, attrs, needs):
@@ -496,7 +494,7 @@ def _cholesky_vjp(g, saved, attrs, needs):
     # diagonal; written with gpuad ops, so it is differentiable again
     l = saved[0]
     l_inv = inv(l)
-    middle = matmul(swap_last(l), g) * _lower_mask(l.shape[-1], l._value, 0.5)
+    middle = matmul(swap_last(l), g) * _lower_mask(l.shape[-1], l, 0.5)
     grad = matmul(matmul(swap_last(l_inv), middle), l_inv)
     return (0.5 * (grad + swap_last(grad)),)
 
@@ -506,7 +504,7 @@ def _cholesky_jvp(tangents, saved, out, attrs, batch):
     l = saved[0]
     l_inv = inv(l)
     inner = matmul(matmul(l_inv, tangents[0]), swap_last(l_inv))
-    return matmul(l, inner * _lower_mask(l.shape[-1], l._value, 0.5))
+    return matmul(l, inner * _lower_mask(l.shape[-1], l, 0.5))
 
 
 def _cholesky_impl(values, shape):
@@ -570,3 +568,62 @@ def matrix_transpose(a):
     if a.ndim < 2:
         raise ValueError(f"matrix_transpose: a must have rank >= 2, got shape {a.shape}")
     return swap_last(a)
+
+
+def diag_part(input, k=0):  # noqa: A002
+    """The main diagonal of each matrix in ``input`` (shape ``[..., m, n]``), as
+    ``tf.linalg.diag_part`` (``k=0`` only).
+
+    >>> import gpuad as ad
+    >>> ad.linalg.diag_part(ad.constant([[1.0, 2.0], [3.0, 4.0]])).numpy()
+    array([1., 4.], dtype=float32)
+    """
+    x = tensor_arg(input, "diag_part", "input")
+    if k != 0:
+        raise NotImplementedError(f"diag_part: only k=0 is supported, got k={k!r}")
+    if x.ndim < 2:
+        raise ValueError(f"diag_part: input must have shape [..., m, n], got shape {x.shape}")
+    n = builtins.min(x.shape[-2:])
+    return einsum("...ii->...i", x[..., :n, :n])
+
+
+def diag(diagonal):
+    """Square matrices with ``diagonal`` (shape ``[..., n]``) on their diagonals and zeros
+    elsewhere, as ``tf.linalg.diag`` (``k=0``).
+
+    >>> import gpuad as ad
+    >>> ad.linalg.diag(ad.constant([1.0, 2.0])).numpy()
+    array([[1., 0.],
+           [0., 2.]], dtype=float32)
+    """
+    d = tensor_arg(diagonal, "diag", "diagonal")
+    if d.ndim < 1:
+        raise ValueError(f"diag: diagonal must have shape [..., n], got shape {d.shape}")
+    n = d.shape[-1]
+    return reshape(d, d.shape + (1,)) * eye(n, dtype=d.dtype, backend=d.backend)
+
+
+def band_part(input, num_lower, num_upper):  # noqa: A002
+    """Each matrix with everything outside a band zeroed, as ``tf.linalg.band_part``: keeps
+    ``num_lower`` subdiagonals and ``num_upper`` superdiagonals (a negative number keeps them
+    all), so ``band_part(x, -1, 0)`` is the lower triangle.
+
+    >>> import gpuad as ad
+    >>> ad.linalg.band_part(ad.ones((3, 3)), -1, 0).numpy()
+    array([[1., 0., 0.],
+           [1., 1., 0.],
+           [1., 1., 1.]], dtype=float32)
+    """
+    x = tensor_arg(input, "band_part", "input")
+    if x.ndim < 2:
+        raise ValueError(f"band_part: input must have shape [..., m, n], got shape {x.shape}")
+    m, n = x.shape[-2:]
+    offset = numpy.arange(n)[None, :] - numpy.arange(m)[:, None]  # column - row
+    keep = ((offset >= -num_lower) | (num_lower < 0)) & ((offset <= num_upper) | (num_upper < 0))
+    return x * _constant_like(keep, x)
+
+
+def _constant_like(array, like):
+    """A constant NumPy ``array`` as a Tensor of ``like``'s dtype and backend."""
+    xp = _backend.module_of(like._value)
+    return wrap(xp.asarray(array, dtype=like.dtype))

@@ -22,7 +22,8 @@ from .math_ops import matmul, reduce_max, reduce_mean
 from .tensor import Tensor, concrete_value, wrap
 
 __all__ = ["reduce_prod", "reduce_logsumexp", "reduce_variance", "reduce_std", "norm",
-           "cumsum", "cumprod", "argmax", "argmin"]
+           "cumsum", "cumprod", "argmax", "argmin", "clip_by_norm", "global_norm",
+           "clip_by_global_norm"]
 
 
 def _input(op, x, floating=False, arg="x"):
@@ -500,3 +501,55 @@ def _arg_reduction(name, numpy_name):
 
 argmax = _arg_reduction("argmax", "argmax")
 argmin = _arg_reduction("argmin", "argmin")
+
+
+# ------------------------------------------------------------------------- clipping by norm
+
+def clip_by_norm(t, clip_norm, axes=None):
+    """``t`` scaled down so that its L2 norm over ``axes`` is at most ``clip_norm``, as
+    ``tf.clip_by_norm``: ``t * clip_norm / maximum(norm, clip_norm)``; an all-zero ``t`` has
+    gradient 1, not NaN.
+
+    >>> import gpuad as ad
+    >>> ad.clip_by_norm(ad.constant([3.0, 4.0]), 1.0).numpy()
+    array([0.6, 0.8], dtype=float32)
+    """
+    t = tensor_arg(t, "clip_by_norm", "t")
+    squares = reduce_sum(t * t, axes_arg("clip_by_norm", axes, t.shape), keepdims=True)
+    positive = _ops.greater(squares, 0.0)
+    # sqrt only where positive: its derivative at 0 is inf, and inf * 0 is NaN
+    l2 = _ops.where(positive, _ops.sqrt(_ops.where(positive, squares, 1.0)), squares)
+    return t * clip_norm / _ops.maximum(l2, clip_norm)
+
+
+def global_norm(t_list):
+    """The L2 norm of all the Tensors of ``t_list`` together (None entries skipped), as
+    ``tf.linalg.global_norm``.
+
+    >>> import gpuad as ad
+    >>> float(ad.global_norm([ad.constant([3.0]), None, ad.constant([[4.0]])]))
+    5.0
+    """
+    tensors = [tensor_arg(t, "global_norm", "t_list") for t in t_list if t is not None]
+    if not tensors:
+        raise ValueError("global_norm: t_list holds no Tensor")
+    total = reduce_sum(tensors[0] * tensors[0])
+    for t in tensors[1:]:
+        total = total + reduce_sum(t * t)
+    return _ops.sqrt(total)
+
+
+def clip_by_global_norm(t_list, clip_norm, use_norm=None):
+    """Every Tensor of ``t_list`` scaled by ``clip_norm / maximum(global_norm, clip_norm)``,
+    as ``tf.clip_by_global_norm``; returns ``(clipped list, global_norm)`` (None entries stay
+    None). ``use_norm`` replaces the computed global norm.
+
+    >>> import gpuad as ad
+    >>> clipped, norm = ad.clip_by_global_norm([ad.constant([3.0]), ad.constant([4.0])], 1.0)
+    >>> [float(t) for t in clipped], float(norm)
+    ([0.6000000238418579, 0.800000011920929], 5.0)
+    """
+    t_list = list(t_list)
+    norm_value = global_norm(t_list) if use_norm is None else use_norm
+    scale = clip_norm / _ops.maximum(norm_value, clip_norm)
+    return [None if t is None else t * scale for t in t_list], norm_value

@@ -18,7 +18,7 @@ from .core import Primitive, bind, names_memory_errors
 from .tensor import Tensor
 
 __all__ = ["expand_dims", "squeeze", "concat", "split", "tile", "pad", "gather",
-           "boolean_mask", "shape", "size", "rank", "reverse", "roll", "one_hot"]
+           "boolean_mask", "shape", "size", "rank", "reverse", "roll", "one_hot", "repeat"]
 
 
 def _int(op, name, value):
@@ -483,3 +483,25 @@ def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None
     hot = _ops.equal(expand_dims(idx, axis),
                      convert_to_tensor(positions.astype(idx.dtype), backend=idx.backend))
     return _ops.where(hot, on, off)
+
+
+def repeat(input, repeats, axis=None):  # noqa: A002
+    """Each element (or slice along ``axis``) of ``input`` repeated, as ``tf.repeat``:
+    ``repeats`` is one int or one int per element along ``axis``; ``axis=None`` flattens
+    first. A gather, so the gradient sums the copies.
+
+    >>> import gpuad as ad
+    >>> ad.repeat(ad.constant([[1, 2], [3, 4]]), [1, 2], axis=0).numpy().tolist()
+    [[1, 2], [3, 4], [3, 4]]
+    """
+    x = tensor_arg(input, "repeat", "input")
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    axis = _axis("repeat", axis, x.shape)
+    counts = numpy.asarray(repeats.numpy() if isinstance(repeats, Tensor) else repeats)
+    n = x.shape[axis]
+    if counts.dtype.kind not in "iu" or counts.ndim > 1 or counts.ndim == 1 and \
+            counts.shape[0] not in (1, n) or (counts < 0).any():
+        raise ValueError(f"repeat: repeats must be a non-negative int or {n} of them for axis "
+                         f"{axis} of input shape {x.shape}, got {repeats!r}")
+    return gather(x, numpy.repeat(numpy.arange(n), counts), axis=axis)

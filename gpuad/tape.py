@@ -275,13 +275,16 @@ class GradientTape:
             self._ids, self._records = set(), {}  # release every saved array now
         return rebuild(result)
 
-    def jacobian(self, target, sources, unconnected_gradients=UnconnectedGradients.NONE):
+    def jacobian(self, target, sources, unconnected_gradients=UnconnectedGradients.NONE,
+                 parallel_iterations=None, experimental_use_pfor=True):
         """The Jacobian of ``target`` with respect to each source, as ``tf.GradientTape.jacobian``.
 
         Each result has shape ``target.shape + source.shape``.  It costs one pass, not one per
         element: forward mode is replayed over the record with the source's whole standard
         basis as a batch of tangents (in chunks, to bound memory); when the target has far
         fewer elements than the source, reverse mode runs once per target element instead.
+        ``parallel_iterations`` and ``experimental_use_pfor`` are TensorFlow's and ignored: the
+        computation is always vectorized.
 
         >>> import gpuad as ad
         >>> x = ad.constant([1.0, 2.0])
@@ -294,11 +297,13 @@ class GradientTape:
         """
         return self._jacobian("jacobian", target, sources, unconnected_gradients, False)
 
-    def batch_jacobian(self, target, source, unconnected_gradients=UnconnectedGradients.NONE):
+    def batch_jacobian(self, target, source, unconnected_gradients=UnconnectedGradients.NONE,
+                       parallel_iterations=None, experimental_use_pfor=True):
         """Per-example Jacobians: ``result[i] = d target[i] / d source[i]``, of shape
         ``target.shape + source.shape[1:]``, assuming example ``i`` of the target depends only
         on example ``i`` of the source (as ``tf.GradientTape.batch_jacobian``).  Both need
-        rank at least 2 and the same first dimension (ValueError otherwise, as TensorFlow)."""
+        rank at least 2 and the same first dimension (ValueError otherwise, as TensorFlow).
+        ``parallel_iterations`` and ``experimental_use_pfor`` are accepted and ignored."""
         self._check_unused("batch_jacobian")
         for name, t in (("target", target), ("source", source)):
             if not isinstance(t, Tensor):

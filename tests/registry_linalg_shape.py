@@ -115,3 +115,13 @@ for _name in ("shape", "size", "rank"):
     register_value_check(_name, _shape_size_rank)
 for _name in ("argmax", "argmin"):
     register_value_check(_name, _argmax_argmin)
+register("repeat", lambda a: ad.repeat(a, 2) ** 2, A)  # flattened
+register("repeat", lambda c: ad.repeat(c, [2, 0, 1], axis=1) * 3.0, C)
+register("linalg.diag_part", lambda c: ad.linalg.diag_part(c) ** 2, C)
+register("linalg.diag", lambda a: ad.linalg.diag(a) ** 2, A)
+register("linalg.band_part", lambda c: ad.linalg.band_part(c, 1, 0) ** 2, C)
+register("linalg.band_part", lambda a: ad.linalg.band_part(a, -1, 1) * a, A)
+register("clip_by_norm", lambda a: ad.clip_by_norm(a, 0.5), A)  # clipped
+register("clip_by_norm", lambda a: ad.clip_by_norm(a, 10.0, axes=[1]) ** 2, A)  # not clipped
+register("clip_by_global_norm", lambda a, v: ad.clip_by_global_norm([a, None, v], 0.7)[0][2], A, V)
+register("global_norm", lambda a, c: ad.global_norm([a, c]) ** 2, A, C)

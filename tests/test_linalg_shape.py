@@ -439,3 +439,22 @@ def test_constant_with_shape_fills_or_reshapes_as_tensorflow():
     with ad.GradientTape() as tape:
         y = ad.reduce_sum(v.value() ** 2)
     assert tape.gradient(y, v).numpy().tolist() == [2.0, 4.0]  # value() is a recorded read
+
+
+def test_repeat_band_part_and_jacobian_options_as_tensorflow():
+    with pytest.raises(ValueError, match=r"repeat: repeats must be a non-negative int or 2 of "
+                                         r"them for axis 0 of input shape \(2, 3\)"):
+        ad.repeat(ad.ones((2, 3)), [1, 2, 3], axis=0)
+    with pytest.raises(ValueError, match=r"band_part: input must have shape"):
+        ad.linalg.band_part(ad.ones((3,)), 0, 0)
+    x = np.arange(16.0).reshape(4, 4)
+    np.testing.assert_array_equal(ad.linalg.band_part(ad.constant(x), 0, 1).numpy(),
+                                  np.triu(x) - np.triu(x, 2))
+    v, w = ad.constant([1.0, 2.0]), ad.constant([[1.0], [2.0]])
+    with ad.GradientTape(persistent=True) as tape:
+        tape.watch([v, w])
+        y, z = v * v, w * w
+    np.testing.assert_array_equal(tape.jacobian(y, v, experimental_use_pfor=False,
+                                                parallel_iterations=4).numpy(), [[2, 0], [0, 4]])
+    np.testing.assert_array_equal(tape.batch_jacobian(z, w, experimental_use_pfor=True).numpy(),
+                                  [[[2]], [[4]]])
