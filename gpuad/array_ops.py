@@ -52,6 +52,14 @@ def tensor_list(op, values):
     return tensors
 
 
+def index_dtype_arg(op, arg, dtype):
+    """An op's output dtype for indices or sizes: int32 or int64, as TensorFlow allows."""
+    dtype = numpy.dtype(dtype)
+    if dtype not in (numpy.dtype("int32"), numpy.dtype("int64")):
+        raise TypeError(f"{op}: {arg} must be int32 or int64, got {dtype}")
+    return dtype
+
+
 def axes_arg(op, axis, shape):
     """Normalize ``axis`` (None, int or tuple, negatives allowed) to a sorted tuple."""
     ndim = len(shape)

@@ -13,11 +13,11 @@ import string
 import numpy
 
 from . import backends as _backend
-from .array_ops import (broadcast_to, eye, ones, reduce_sum, reshape, same_backend, swap_last,
-                        tensor_arg, transpose)
+from .array_ops import (broadcast_to, convert_like, eye, ones, reduce_sum, reshape, same_backend,
+                        swap_last, tensor_arg, transpose)
 from .core import Primitive, bind, names_memory_errors, save_inputs
 from .math_ops import matmul
-from .tensor import Tensor, wrap
+from .tensor import Tensor
 
 __all__ = ["tensordot", "einsum"]  # inv, det, solve, cholesky, ... stay in gpuad.linalg, as tf.linalg
 
@@ -486,7 +486,8 @@ def logdet(matrix):
 
 def _lower_mask(n, like, diagonal):
     """A constant [n, n] mask like Tensor ``like``: 1 below the diagonal, ``diagonal`` on it."""
-    return _constant_like(numpy.tril(numpy.ones((n, n)), -1) + diagonal * numpy.eye(n), like)
+    return convert_like(numpy.tril(numpy.ones((n, n)), -1) + diagonal * numpy.eye(n), like,
+                        "cholesky")
 
 
 def _cholesky_vjp(g, saved, attrs, needs):
@@ -536,6 +537,16 @@ def cholesky(input):
     return bind(_CHOLESKY, (a,), a.shape)
 
 
+def _leading_square(op, x, arg):
+    """The leading square part ``x[..., :k, :k]`` (k the smaller of the last two dimensions),
+    whose diagonal is ``x``'s."""
+    x = tensor_arg(x, op, arg)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: {arg} must have shape [..., m, n], got shape {x.shape}")
+    k = builtins.min(x.shape[-2:])
+    return x[..., :k, :k]
+
+
 def trace(x):
     """The sum of the diagonal of each matrix in ``x`` (shape ``[..., m, n]``), as
     ``tf.linalg.trace``.
@@ -546,11 +557,7 @@ def trace(x):
     >>> ad.linalg.trace(ad.constant([[1.0, 2.0], [3.0, 4.0]])).numpy()
     array(5., dtype=float32)
     """
-    x = tensor_arg(x, "trace", "x")
-    if x.ndim < 2:
-        raise ValueError(f"trace: x must have shape [..., m, n], got shape {x.shape}")
-    k = builtins.min(x.shape[-2:])
-    return einsum("...ii->...", x[..., :k, :k])
+    return einsum("...ii->...", _leading_square("trace", x, "x"))
 
 
 def matrix_transpose(a):
@@ -578,13 +585,9 @@ def diag_part(input, k=0):  # noqa: A002
     >>> ad.linalg.diag_part(ad.constant([[1.0, 2.0], [3.0, 4.0]])).numpy()
     array([1., 4.], dtype=float32)
     """
-    x = tensor_arg(input, "diag_part", "input")
     if k != 0:
         raise NotImplementedError(f"diag_part: only k=0 is supported, got k={k!r}")
-    if x.ndim < 2:
-        raise ValueError(f"diag_part: input must have shape [..., m, n], got shape {x.shape}")
-    n = builtins.min(x.shape[-2:])
-    return einsum("...ii->...i", x[..., :n, :n])
+    return einsum("...ii->...i", _leading_square("diag_part", input, "input"))
 
 
 def diag(diagonal):
@@ -620,10 +623,4 @@ def band_part(input, num_lower, num_upper):  # noqa: A002
     m, n = x.shape[-2:]
     offset = numpy.arange(n)[None, :] - numpy.arange(m)[:, None]  # column - row
     keep = ((offset >= -num_lower) | (num_lower < 0)) & ((offset <= num_upper) | (num_upper < 0))
-    return x * _constant_like(keep, x)
-
-
-def _constant_like(array, like):
-    """A constant NumPy ``array`` as a Tensor of ``like``'s dtype and backend."""
-    xp = _backend.module_of(like._value)
-    return wrap(xp.asarray(array, dtype=like.dtype))
+    return x * convert_like(keep, x, "band_part")

@@ -5,7 +5,7 @@ import numpy
 
 from . import ops
 from . import random as _random
-from .array_ops import axes_arg, reduce_sum, tensor_arg
+from .array_ops import axes_arg, reduce_sum, reshape, tensor_arg
 from .core import Primitive, bind
 from .math_ops import reduce_mean
 from .shape_ops import gather, one_hot
@@ -207,9 +207,8 @@ def moments(x, axes, shift=None, keepdims=False):
     """
     x = tensor_arg(x, "moments", "x")
     mean = reduce_mean(x, axes, keepdims=True)
-    variance = reduce_mean(ops.squared_difference(x, mean), axes,
-                           keepdims=keepdims)
-    return (mean if keepdims else reduce_mean(x, axes)), variance
+    variance = reduce_mean(ops.squared_difference(x, mean), axes, keepdims=keepdims)
+    return (mean if keepdims else reshape(mean, variance.shape)), variance
 
 
 def batch_normalization(x, mean, variance, offset, scale, variance_epsilon):

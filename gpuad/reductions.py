@@ -15,8 +15,8 @@ import numpy
 
 from . import backends as _backend
 from . import ops as _ops
-from .array_ops import (axes_arg, kept_shape, ones_like, reduce_sum, reshape, tensor_arg,
-                        transpose, zeros)
+from .array_ops import (axes_arg, index_dtype_arg, kept_shape, ones_like, reduce_sum, reshape,
+                        tensor_arg, transpose, zeros)
 from .core import Primitive, bind, save_inputs, save_inputs_and_output
 from .math_ops import matmul, reduce_max, reduce_mean
 from .tensor import Tensor, concrete_value, wrap
@@ -484,10 +484,7 @@ def _arg_reduction(name, numpy_name):
         axis = axes[0]
         if x.shape[axis] == 0:
             raise ValueError(f"{name}: axis {axis} of input shape {x.shape} is empty")
-        dtype = numpy.dtype(output_type)
-        if dtype not in (numpy.dtype("int32"), numpy.dtype("int64")):
-            raise TypeError(f"{name}: output_type must be int32 or int64, got {dtype}")
-        return bind(primitive, (x,), (axis, dtype))
+        return bind(primitive, (x,), (axis, index_dtype_arg(name, "output_type", output_type)))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"""The index of the {name[3:]}imum of ``input`` along ``axis`` (default 0, as
     ``tf.math.{name}``), int64 (or ``output_type`` int32); the first one on ties; no gradient.

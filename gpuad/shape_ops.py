@@ -12,8 +12,8 @@ import numpy
 from . import backends as _backend
 from . import ops as _ops
 from .array_ops import (axes_arg, broadcast_to, convert_like, convert_to_tensor, create,
-                        getitem, reshape, same_backend, shape_arg, tensor_arg, tensor_list,
-                        transpose, zeros)
+                        getitem, index_dtype_arg, reshape, same_backend, shape_arg, tensor_arg,
+                        tensor_list, transpose, zeros)
 from .core import Primitive, bind, names_memory_errors
 from .tensor import Tensor
 
@@ -362,13 +362,6 @@ def boolean_mask(tensor, mask, axis=0):
 
 # ------------------------------------------------- shape, size, rank, reverse, roll, one_hot
 
-def _int_dtype(op, out_type):
-    dtype = numpy.dtype(out_type)
-    if dtype not in (numpy.dtype("int32"), numpy.dtype("int64")):
-        raise TypeError(f"{op}: out_type must be int32 or int64, got {dtype}")
-    return dtype
-
-
 def shape(input, out_type=numpy.int32):  # noqa: A002
     """The shape of ``input`` as a 1-D int32 (or int64) Tensor, as ``tf.shape``.
 
@@ -377,7 +370,7 @@ def shape(input, out_type=numpy.int32):  # noqa: A002
     array([2, 3], dtype=int32)
     """
     x = tensor_arg(input, "shape", "input")
-    return create("shape", "values", (x.ndim,), _int_dtype("shape", out_type), x.backend,
+    return create("shape", "values", (x.ndim,), index_dtype_arg("shape", "out_type", out_type), x.backend,
                   x.shape)
 
 
@@ -389,7 +382,7 @@ def size(input, out_type=numpy.int32):  # noqa: A002
     array(6, dtype=int32)
     """
     x = tensor_arg(input, "size", "input")
-    return create("size", "full", (), _int_dtype("size", out_type), x.backend, x.size)
+    return create("size", "full", (), index_dtype_arg("size", "out_type", out_type), x.backend, x.size)
 
 
 def rank(input):  # noqa: A002

@@ -1,6 +1,5 @@
 """Forward mode, nested Jacobians and dtypes as TensorFlow 2.21 has them (issue 10, items 6 and
 8 to 11).  Derivatives are checked against closed forms or float64 central differences."""
-import gc
 import weakref
 
 import numpy as np
@@ -214,18 +213,7 @@ def test_nested_jacobian_matches_differences_of_the_jacobian(name, k, fn, args, 
 
 # ------------------------------------------------------------ item 11: ForwardAccumulator
 
-@pytest.fixture
-def reference_counting_only():
-    """No cycle collector: what the test sees freed, reference counting freed."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
-def test_accumulator_frees_a_tangent_with_its_tensor(reference_counting_only):
+def test_accumulator_frees_a_tangent_with_its_tensor(no_gc):
     x = f64(np.linspace(0.1, 1.0, 1000))
     acc = ad.ForwardAccumulator(x, ad.ones_like(x))
     with acc:

@@ -109,17 +109,6 @@ def _alive(refs):
     return [r() for r in refs if r() is not None]
 
 
-@pytest.fixture
-def no_gc():
-    """Only reference counting frees memory in the test (what a cycle would keep alive, leaks)."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 @pytest.mark.parametrize("graph", sorted(GRAPHS))
 def test_non_persistent_tape_releases_every_saved_array_when_gradient_returns(graph, no_gc):
     tape, x, w, y = _record(graph, persistent=False)
