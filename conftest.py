@@ -12,3 +12,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# the gallery's scripts run when the site is built (sphinx-gallery), not on import by pytest;
+# the site's configuration and generated pages are not test modules either
+collect_ignore_glob = ["docs/gallery/*", "docs/conf.py", "docs/_build/*", "docs/reference/*",
+                       "docs/auto_examples/*"]

@@ -1,9 +1,11 @@
 """``python -m gpuad demo [--plot PATH]``: run the seed programs on the default backend."""
 import argparse
 import os
+import pathlib
 import warnings
 
 import gpuad as ad
+from gpuad import bench as benchmarking
 
 
 def demo(plot_path):
@@ -32,9 +34,19 @@ def main(argv=None):
     run = sub.add_parser("demo", help="run the three seed programs")
     run.add_argument("--plot", default="gpuad_demo_derivatives.png",
                      help="where to write program 1's plot (PNG)")
+    bench = sub.add_parser("bench", help="time W1-W6 against the peers that import")
+    bench.add_argument("--out", default=f"gpuad-bench-{ad.get_backend()}",
+                       help="folder for latest.md, latest.json and latest.png")
+    bench.add_argument("-k", dest="select", help="a pytest -k expression choosing rows")
+    bench.add_argument("--budget", type=float,
+                       help="timed seconds per implementation (default 2; 0.2 is a quick look)")
+    bench.add_argument("--benchmarks", type=pathlib.Path, default=benchmarking.SOURCE_BENCHMARKS,
+                       help="the benchmarks/ folder of a gpuad checkout")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo(args.plot)
+    elif args.command == "bench":
+        benchmarking.run(args.out, args.select, args.budget, args.benchmarks)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,20 @@ import builtins
 import math
 import numbers
 import typing
+from collections.abc import Sequence
 
 import numpy
 
 from . import backends as _backend
 from . import core, numpy_memory
 from .core import Primitive, bind
-from .tensor import (Tensor, cast_checked, concrete_value, contains_tensor, dtype_of_tensors_in,
-                     host_array, wrap)
+from .tensor import (DTypeLike, Tensor, TensorLike, cast_checked, concrete_value,
+                     contains_tensor, dtype_of_tensors_in, host_array, wrap)
 
 
 # ------------------------------------------------------------------------- arguments
 
-def tensor_arg(x, op, arg="x"):
+def tensor_arg(x: TensorLike, op: str, arg: str = "x") -> Tensor:
     """An op's tensor argument: converted if needed; a Variable is read while a recorder
     records (a recorded read)."""
     if type(x) is Tensor:
@@ -95,7 +96,7 @@ def batch_key(key, batch):
     return (slice(None),) * batch + (key if isinstance(key, tuple) else (key,))
 
 
-def shape_arg(op, shape):
+def shape_arg(op: str, shape: typing.Any) -> tuple[int, ...]:
     if type(shape) is tuple and all([type(n) is int for n in shape]):
         return shape
     if isinstance(shape, Tensor):
@@ -111,9 +112,14 @@ def shape_arg(op, shape):
 
 # -------------------------------------------------------------------------------- reduce_sum
 
+_FLOAT16 = numpy.dtype(numpy.float16)
+
+
 def _reduce_sum_impl(values, attrs):
     v = values[0]
     axes, keepdims = attrs
+    if v.dtype is _FLOAT16:  # accumulated in float32, as TensorFlow
+        return v.sum(axis=axes, keepdims=keepdims, dtype=numpy.float32).astype(numpy.float16)
     return v.sum(axis=axes, keepdims=keepdims, dtype=v.dtype)
 
 
@@ -130,22 +136,27 @@ REDUCE_SUM = Primitive("reduce_sum", _reduce_sum_impl, _reduce_sum_vjp,
                        save=lambda inputs, out, attrs: (inputs[0].shape,))
 
 
-def reduce_input(op, x, float_only=False):
-    """A reduction's argument: a numeric (``float_only``: floating) Tensor."""
+def reduce_input(op: str, x: TensorLike, float_only: bool = False,
+                 complex_ok: bool = False) -> Tensor:
+    """A reduction's argument: a numeric (``float_only``: floating; ``complex_ok``: or
+    complex) Tensor."""
     x = tensor_arg(x, op)
+    if x.dtype.kind == "c" and complex_ok:
+        return x
     if x.dtype.kind not in "fiu" or (float_only and x.dtype.kind != "f"):
         raise TypeError(f"{op}: unsupported dtype {x.dtype}")
     return x
 
 
-def reduce_sum(x, axis=None, keepdims=False):
+def reduce_sum(x: TensorLike, axis: int | Sequence[int] | None = None,
+               keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (None: all; int or tuple; negative counts from the end).
 
     >>> import gpuad as ad
     >>> ad.reduce_sum(ad.constant([[1.0, 2.0], [3.0, 4.0]]), axis=0).numpy()
     array([4., 6.], dtype=float32)
     """
-    x = reduce_input("reduce_sum", x)
+    x = reduce_input("reduce_sum", x, complex_ok=True)
     return bind(REDUCE_SUM, (x,), (axes_arg("reduce_sum", axis, x.shape), bool(keepdims)))
 
 
@@ -177,7 +188,7 @@ def _reshape_large(v, shape):
         return flat.reshape(shape)
 
 
-def reshape(x, shape):
+def reshape(x: TensorLike, shape: int | Sequence[int] | Tensor) -> Tensor:
     """Reshape (one dimension may be -1).
 
     >>> import gpuad as ad
@@ -200,7 +211,7 @@ TRANSPOSE = Primitive("transpose", lambda values, perm: values[0].transpose(perm
                           tangents[0], tuple(builtins.range(batch)) + batch_axes(attrs, batch)))
 
 
-def transpose(x, perm=None):
+def transpose(x: TensorLike, perm: Sequence[int] | None = None) -> Tensor:
     """Permute the axes (default: reverse them).
 
     >>> import gpuad as ad
@@ -241,7 +252,7 @@ def expand_batched(t, batch, ndim):
     return reshape(t, t.shape[:batch] + (1,) * missing + t.shape[batch:])
 
 
-def broadcast_to(x, shape):
+def broadcast_to(x: TensorLike, shape: int | Sequence[int] | Tensor) -> Tensor:
     """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient is summed back.
 
     >>> import gpuad as ad
@@ -281,14 +292,20 @@ def sum_to_shape(x, shape):
     return reshape(reduce_sum(x, axes, keepdims=True), shape)
 
 
-CAST = Primitive("cast", lambda values, dtype: values[0].astype(dtype),
+def _cast_impl(values, dtype):
+    v = values[0]  # complex to real keeps the real part, as TensorFlow (NumPy would warn)
+    return (v.real if v.dtype.kind == "c" and dtype.kind != "c" else v).astype(dtype)
+
+
+CAST = Primitive("cast", _cast_impl,
                  lambda g, saved, attrs, needs: (cast(g, saved[0]),),
                  lambda tangents, saved, out, attrs, batch: cast(tangents[0], out.dtype),
                  save=lambda inputs, out, attrs: (inputs[0].dtype,))
 
 
-def cast(x, dtype):
-    """Convert ``x`` to ``dtype`` (differentiable between floating dtypes).
+def cast(x: TensorLike, dtype: DTypeLike) -> Tensor:
+    """Convert ``x`` to ``dtype`` (differentiable between floating and complex dtypes, float16
+    included: the gradient is cast back; complex to real keeps the real part, as TensorFlow).
 
     >>> import gpuad as ad
     >>> ad.cast(ad.constant([1.7, -1.7]), "int32").numpy()
@@ -415,7 +432,7 @@ SCATTER_ADD = Primitive("scatter_add", _scatter_add_impl,
                         (None,) * len(saved), _scatter_add_jvp, save=_save_indices)
 
 
-def getitem(x, key):
+def getitem(x: TensorLike, key: typing.Any) -> Tensor:
     """``x[key]``: ints, slices (negative steps too), ``...``, None, integer arrays and bool
     masks; the gradient of repeated indices accumulates.
 
@@ -449,7 +466,7 @@ STACK = Primitive("stack", lambda values, axis: _backend.module_of(values[0]).st
     values, axis=axis), lambda g, saved, attrs, needs: unstack(g, attrs), _stack_jvp)
 
 
-def stack(values, axis=0):
+def stack(values: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Stack a list of tensors of one shape along a new axis.
 
     >>> import gpuad as ad
@@ -467,7 +484,7 @@ def stack(values, axis=0):
     return bind(STACK, tuple(tensors), axis % (first.ndim + 1))
 
 
-def unstack(x, axis=0):
+def unstack(x: TensorLike, axis: int = 0) -> list[Tensor]:
     """Split ``x`` along ``axis`` into a list of tensors (the inverse of :func:`stack`)."""
     x = tensor_arg(x, "unstack")
     axis = axes_arg("unstack", axis, x.shape)[0]
@@ -480,7 +497,7 @@ IDENTITY = Primitive("identity", lambda values, attrs: values[0],
                      lambda tangents, saved, out, attrs, batch: tangents[0])
 
 
-def identity(x):
+def identity(x: TensorLike) -> Tensor:
     """A new tensor with the value of ``x`` (gradient: the identity), as ``tf.identity``."""
     return bind(IDENTITY, (tensor_arg(x, "identity"),))
 
@@ -488,7 +505,7 @@ def identity(x):
 STOP_GRADIENT = Primitive("stop_gradient", lambda values, attrs: values[0])  # no gradient
 
 
-def stop_gradient(x):
+def stop_gradient(x: TensorLike) -> Tensor:
     """``x`` as a constant: no gradient flows through it, as ``tf.stop_gradient``.
 
     >>> import gpuad as ad
@@ -504,7 +521,8 @@ def stop_gradient(x):
 
 # -------------------------------------------------------------------------------- conversion
 
-def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
+def convert_to_tensor(value: TensorLike, dtype: DTypeLike | None = None,
+                      backend: str | None = None, op: str = "convert_to_tensor") -> Tensor:
     """Convert ``value`` to a :class:`Tensor`, with TensorFlow's dtype rules.
 
     Parameters
@@ -535,7 +553,7 @@ def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
         if dtype is None:  # the list's Python numbers take its Tensors' dtype, as TensorFlow
             dtype = dtype_of_tensors_in(value, op)
         return stack([convert_to_tensor(v, dtype, backend, op) for v in value])
-    array = host_array(value, dtype, op)
+    array = host_array(value, dtype, op, backend)
     if dtype is not None:
         array = cast_checked(array, dtype, op)
     name = backend or _backend.get_backend()
@@ -544,7 +562,9 @@ def convert_to_tensor(value, dtype=None, backend=None, op="convert_to_tensor"):
     return wrap(_backend.asarray(array, name))
 
 
-def constant(value, dtype=None, shape=None, name=None, *, backend=None):
+def constant(value: TensorLike, dtype: DTypeLike | None = None,
+             shape: int | Sequence[int] | Tensor | None = None, name: str | None = None, *,
+             backend: str | None = None) -> Tensor:
     """Create a constant Tensor (see :func:`convert_to_tensor`); copies array data.
 
     With ``shape``, as ``tf.constant``: a single value fills the shape, and a value with as
@@ -571,7 +591,7 @@ def constant(value, dtype=None, shape=None, name=None, *, backend=None):
     return wrap(tensor._value.reshape(shape))
 
 
-def convert_like(value, like, op):
+def convert_like(value: TensorLike, like: Tensor, op: str) -> Tensor:
     """Data used in an op with Tensor ``like``: adopt its dtype and backend (as Python scalars do)."""
     if isinstance(value, Tensor):
         return value
@@ -615,7 +635,8 @@ def create(op, kind, shape, dtype, backend, value=None):
         raise core.out_of_memory(op, error, shape, dtype) from None
 
 
-def zeros(shape, dtype=numpy.float32, backend=None):
+def zeros(shape: int | Sequence[int] | Tensor, dtype: DTypeLike = numpy.float32,
+          backend: str | None = None) -> Tensor:
     """A tensor of zeros (float32 by default).
 
     >>> import gpuad as ad
@@ -625,24 +646,26 @@ def zeros(shape, dtype=numpy.float32, backend=None):
     return create("zeros", "full", shape_arg("zeros", shape), dtype, backend, 0)
 
 
-def ones(shape, dtype=numpy.float32, backend=None):
+def ones(shape: int | Sequence[int] | Tensor, dtype: DTypeLike = numpy.float32,
+         backend: str | None = None) -> Tensor:
     """A tensor of ones (float32 by default)."""
     return create("ones", "full", shape_arg("ones", shape), dtype, backend, 1)
 
 
-def zeros_like(x, dtype=None):
+def zeros_like(x: TensorLike, dtype: DTypeLike | None = None) -> Tensor:
     """Zeros of ``x``'s shape, dtype (unless given) and backend."""
     x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="zeros_like")
     return create("zeros_like", "full", x.shape, dtype or x.dtype, x.backend, 0)
 
 
-def ones_like(x, dtype=None):
+def ones_like(x: TensorLike, dtype: DTypeLike | None = None) -> Tensor:
     """Ones of ``x``'s shape, dtype (unless given) and backend."""
     x = x if isinstance(x, Tensor) else convert_to_tensor(x, op="ones_like")
     return create("ones_like", "full", x.shape, dtype or x.dtype, x.backend, 1)
 
 
-def fill(dims, value, backend=None):
+def fill(dims: int | Sequence[int] | Tensor, value: TensorLike,
+         backend: str | None = None) -> Tensor:
     """A tensor of shape ``dims`` filled with ``value`` (dtype by TensorFlow's rules).
 
     >>> import gpuad as ad
@@ -656,7 +679,8 @@ def fill(dims, value, backend=None):
                    value.numpy().item())
 
 
-def eye(num_rows, num_columns=None, dtype=numpy.float32, backend=None):
+def eye(num_rows: int, num_columns: int | None = None, dtype: DTypeLike = numpy.float32,
+        backend: str | None = None) -> Tensor:
     """The identity matrix (float32 by default)."""
     return create("eye", "eye", (num_rows, num_rows if num_columns is None else num_columns),
                    dtype, backend)
@@ -691,7 +715,8 @@ def _range_number(name, value, dtype):
     raise TypeError(f"range: {name} is {value!r}, not an integer, and dtype is {dtype}")
 
 
-def range(start, limit=None, delta=1, dtype=None, backend=None):  # noqa: A001 (TF's name)
+def range(start: float, limit: float | None = None, delta: float = 1,  # noqa: A001
+          dtype: DTypeLike | None = None, backend: str | None = None) -> Tensor:  # (TF's name)
     """Numbers from ``start`` to ``limit`` (exclusive) by ``delta``, as ``tf.range``.
 
     The dtype is ``dtype``, else the widest of the arguments' (a Python float counts as

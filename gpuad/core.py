@@ -173,12 +173,44 @@ def bind(primitive, args, attrs=None):
     input, and shows it to the observers of this thread.  An allocator's MemoryError comes
     out naming the primitive and the bytes it asked for.
     """
+    if INTERPRETING:
+        top = interpreted_argument(args)
+        if top is not None:  # a transform's value (vmap's batch) takes the op over
+            return top.interpret(primitive, args, attrs)
     if OBSERVING and _observers.functions:
         return _bind_observed(primitive, args, attrs)
     try:
         return primitive.eager(args, attrs)
     except MemoryError as error:
         raise out_of_memory(primitive.name, error) from None
+
+
+INTERPRETING = 0  # transforms running, all threads, whose Tensors interpret binds (vmap)
+
+
+def interpreted_argument(args):
+    """The argument of the innermost interpreting transform among ``args``, or None: a Tensor
+    subclass with a ``level`` (its transform's nesting depth) and ``interpret(primitive,
+    args, attrs)``, which :func:`bind` calls instead of running the op."""
+    top, top_level = None, 0
+    for a in args:
+        level = getattr(a, "level", 0)
+        if level > top_level:
+            top, top_level = a, level
+    return top
+
+
+@contextlib.contextmanager
+def interpreting():
+    """Make :func:`bind` look for interpreted arguments in this block (a transform's)."""
+    global INTERPRETING
+    with _lock:
+        INTERPRETING += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            INTERPRETING -= 1
 
 
 def _bind_observed(primitive, args, attrs):
@@ -248,7 +280,10 @@ def out_of_memory(op, error, shape=None, dtype=None):
                        f"{tuple(shape)} and dtype {numpy.dtype(dtype)} ({error})")
 
 
-def names_memory_errors(op):
+_F = typing.TypeVar("_F", bound=typing.Callable[..., typing.Any])
+
+
+def names_memory_errors(op: str) -> typing.Callable[[_F], _F]:  # keeps the signature
     """Decorator for an op made of several primitives: a MemoryError inside it comes out
     naming ``op`` first (``tensordot: matmul: cannot allocate ...``)."""
     def decorate(f):
@@ -313,6 +348,20 @@ def recording_suspended(from_recorder=None):
         yield
     finally:
         stack[start:] = hidden
+
+
+@contextlib.contextmanager
+def recording_only(keep):
+    """Only the recorders of this thread for which ``keep(recorder)`` is true record in this
+    block (a transform's levels: vmap's inner tapes see batched values, the outer ones the
+    whole batch)."""
+    stack = _recorders.stack
+    everyone = stack[:]
+    stack[:] = [r for r in everyone if keep(r)]
+    try:
+        yield
+    finally:
+        stack[:] = everyone
 
 
 def record(primitive, inputs, out, attrs, saved=None):

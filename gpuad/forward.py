@@ -19,7 +19,7 @@ from .array_ops import RESHAPE, convert_like, reshape, stack, transpose, zeros
 from .math_ops import MATMUL
 from .nest import flatten
 from .shape_ops import concat, expand_dims
-from .tensor import Tensor, wrap
+from .tensor import Tensor, TensorStructure, wrap
 
 
 class UnconnectedGradients(str, enum.Enum):
@@ -93,7 +93,8 @@ class ForwardAccumulator:
 
     _forward = True
 
-    def __init__(self, primals, tangents, _batch=0):
+    def __init__(self, primals: TensorStructure, tangents: TensorStructure,
+                 _batch: int = 0) -> None:
         flat_primals, _ = flatten(primals)
         flat_tangents, _ = flatten(tangents)
         if len(flat_primals) != len(flat_tangents):
@@ -122,17 +123,16 @@ class ForwardAccumulator:
         self._tensors[tensor._id] = weakref.ref(
             tensor, functools.partial(_forget, self._weak_self, tensor._id))
 
-    def __enter__(self):
+    def __enter__(self) -> "ForwardAccumulator":
         if self._recording:
             raise ValueError("Accumulator is already recording.")
         core.push_recorder(self)
         self._recording = True
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:  # exceptions propagate
         core.pop_recorder(self)
         self._recording = False
-        return False
 
     def _push_tangent(self, prim, ids, out, saved, attrs):
         tangents = tuple([self._tangents.get(i) for i in ids])
@@ -144,7 +144,9 @@ class ForwardAccumulator:
         if t is not None:
             self._keep(out, t)
 
-    def jvp(self, primals, unconnected_gradients=UnconnectedGradients.NONE):
+    def jvp(self, primals: TensorStructure,
+            unconnected_gradients: UnconnectedGradients | str = UnconnectedGradients.NONE
+            ) -> TensorStructure:
         """The tangent of each tensor in ``primals`` (None, or zeros, if unconnected)."""
         unconnected = unconnected_gradients_value(unconnected_gradients)
         flat, rebuild = flatten(primals)

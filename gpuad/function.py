@@ -15,15 +15,16 @@ its side effects happen once per trace, and a value that depends on an input can
 Python data then (``float(x)``, ``if x > 0:``, ``x.numpy()``): that raises
 :class:`TraceError`.
 """
+import contextlib
 import functools
 import inspect
 import math
 import threading
-import warnings
+import typing
 
 import numpy
 
-from . import backends, core, fusion, native, nest, numpy_memory
+from . import backends, core, cuda, fusion, native, nest, numpy_memory, user_warnings
 from .backends import name_of as _backend_name
 from .array_ops import convert_to_tensor
 from .ops import kernel_launcher
@@ -45,6 +46,22 @@ class _Tracing(threading.local):
 
 
 _tracing = _Tracing()
+_UNTRACED = object()  # stands for a tracer while compiled functions run eagerly
+
+
+@contextlib.contextmanager
+def calls_run_eagerly() -> typing.Iterator[None]:
+    """Within it, a compiled function called runs its Python function eagerly, untraced (as
+    inside another trace); :func:`gpuad.vmap` uses it, since its batched values cannot be
+    traced.  A trace already in progress keeps going."""
+    outer = _tracing.tracer
+    if outer is None:
+        _tracing.tracer = _UNTRACED
+    try:
+        yield
+    finally:
+        if outer is None:
+            _tracing.tracer = None
 
 
 class _Tracer:
@@ -172,7 +189,8 @@ class ConcreteFunction:
     def _compile(self, outputs, assigned, variables, backend, input_avals):
         names = {("input", k): f"i{k}" for k in range(self.n_inputs)}
         names.update({("variable", key): f"w{j}" for j, key in enumerate(variables)})
-        namespace = {"empty": numpy_memory.empty, "wrap": wrap, "numpy": numpy}
+        namespace = {"empty": numpy_memory.empty, "wrap": wrap, "numpy": numpy,
+                     "__name__": __name__}  # the warning filter of gpuad/__init__.py
         constants = []
 
         def name(ref):
@@ -252,6 +270,8 @@ class ConcreteFunction:
                        f"({assigns}{',' if assigned else ''})\n")
         exec(compile(self.source, "<gpuad.function replay>", "exec"), namespace)
         self._replay = namespace["replay"]
+        if backend == "cupy":  # relaunched as a CUDA graph from its second call
+            self._replay = cuda.GraphReplay(self._replay)
         # a native replay reads no Variable nor constant (the whole replay is one program)
         self.native = small.kernel is not None and not variables and not constants
         self.calls = len(self.steps) - (group is not None) - lowered + \
@@ -291,9 +311,11 @@ class ConcreteFunction:
         fused = "" if self.fused is None else (
             f"; fused: {len(self.fused.members)} steps into one loop of "
             f"{len(self.fused.program.ops)} operations per chunk")
+        graph = f"; CUDA graph: {self._replay.status}" if isinstance(
+            self._replay, cuda.GraphReplay) else ""
         return (f"traced ops: {self.traced_ops}; replayed steps: {steps}{fused}; calls per "
                 f"call: {self.calls}; {len(self.variables)} Variables, {len(self._constants)} "
-                f"constants\n{self.source}")
+                f"constants{graph}\n{self.source}")
 
 
 class _SmallValues:
@@ -508,7 +530,8 @@ def _leaf_key(x):
 class Function:
     """A function traced once per input signature and replayed (see :func:`function`)."""
 
-    def __init__(self, fn, reduce_retracing=False):
+    def __init__(self, fn: typing.Callable[..., typing.Any],
+                 reduce_retracing: bool = False) -> None:
         functools.update_wrapper(self, fn)
         self._fn = fn
         self._reduce_retracing = bool(reduce_retracing)
@@ -518,7 +541,7 @@ class Function:
         self._lock = threading.Lock()
         self._warned_eager = False
 
-    def experimental_get_tracing_count(self):
+    def experimental_get_tracing_count(self) -> int:
         """How many times the function has been traced (as ``tf.function``'s)."""
         return self._count
 
@@ -533,7 +556,8 @@ class Function:
                      tuple(_leaf_key(x) for x in leaves))
         return leaves, tensors, signature, rebuild
 
-    def get_concrete_function(self, *args, **kwargs):
+    def get_concrete_function(self, *args: typing.Any, **kwargs: typing.Any
+                              ) -> ConcreteFunction:
         """The :class:`ConcreteFunction` for these arguments, tracing them if needed."""
         leaves, tensors, signature, rebuild = self._arguments(args, kwargs)
         concrete = self._lookup(signature)
@@ -541,7 +565,7 @@ class Function:
             concrete = self._trace(leaves, tensors, signature, rebuild)[0]
         return concrete
 
-    def explain(self, *args, **kwargs):
+    def explain(self, *args: typing.Any, **kwargs: typing.Any) -> str:
         """What the trace for these arguments became (see :meth:`ConcreteFunction.explain`)."""
         return self.get_concrete_function(*args, **kwargs).explain()
 
@@ -567,9 +591,9 @@ class Function:
         if core.recorders():  # a tape or accumulator would not see a replay's ops
             if not self._warned_eager:
                 self._warned_eager = True
-                warnings.warn(f"gpuad.function({_name(self._fn)}): called while a GradientTape "
-                              f"or ForwardAccumulator records, so it runs eagerly (the "
-                              f"recorder sees its ops); results are the same", stacklevel=2)
+                user_warnings.warn(f"gpuad.function({_name(self._fn)}): called while a "
+                                   f"GradientTape or ForwardAccumulator records, so it runs "
+                                   f"eagerly (the recorder sees its ops); results are the same")
             call_args, call_kwargs = rebuild(leaves)
             return self._fn(*call_args, **call_kwargs)
         concrete = self._lookup(signature)
@@ -607,10 +631,10 @@ class Function:
             self._count += 1
             count = self._count
         if count == RETRACE_WARNING_AFTER + 1:
-            warnings.warn(f"gpuad.function({_name(self._fn)}) has been traced {count} times: "
-                          f"each new shape, dtype or Python value of an argument traces it "
-                          f"again. Pass Tensors instead of Python numbers, or use "
-                          f"reduce_retracing=True", stacklevel=3)
+            user_warnings.warn(f"gpuad.function({_name(self._fn)}) has been traced {count} "
+                               f"times: each new shape, dtype or Python value of an argument "
+                               f"traces it again. Pass Tensors instead of Python numbers, or "
+                               f"use reduce_retracing=True")
         return concrete, result
 
     def __get__(self, instance, owner):  # a decorated method binds like a function
@@ -628,7 +652,8 @@ def _structure(value):
     return "."
 
 
-def function(fn=None, *, reduce_retracing=False):
+def function(fn: typing.Callable[..., typing.Any] | None = None, *,
+             reduce_retracing: bool = False) -> typing.Any:
     """Compile ``fn``: trace it once per input signature, replay the trace on later calls, as
     ``tf.function``.
 

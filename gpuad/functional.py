@@ -5,14 +5,19 @@ fresh tape while ``f`` runs; nesting these transforms gives higher derivatives.
 """
 import functools
 import inspect
+import typing
+from collections.abc import Callable, Sequence
 
 from . import core
 from .array_ops import (convert_like, convert_to_tensor, identity, reduce_sum,
                         stop_gradient, zeros)
 from .core import Primitive, bind
 from .forward import ForwardAccumulator
+from .nest import flatten
 from .tape import GradientTape
 from .tensor import Tensor
+
+_Function = Callable[..., typing.Any]  # what the transforms take and give
 
 
 def _param_positions(f, params, nargs):
@@ -80,7 +85,8 @@ def _value_and_gradients(f, params, args, kwargs):
     return value, tape.gradient(value, sources, output_gradients=dy)
 
 
-def value_and_gradients_function(f, params=None):
+def value_and_gradients_function(f: _Function,
+                                 params: Sequence[int | str] | None = None) -> _Function:
     """Return ``fn(*args, dy=None) -> (f(*args), [gradients])``, as TensorFlow 1 eager.
 
     >>> import gpuad as ad
@@ -94,7 +100,7 @@ def value_and_gradients_function(f, params=None):
     return decorated
 
 
-def gradients_function(f, params=None):
+def gradients_function(f: _Function, params: Sequence[int | str] | None = None) -> _Function:
     """Return ``fn(*args, dy=None) -> [df/darg for each selected argument]``.
 
     Every positional argument (or those ``params`` selects, by index or name) is converted
@@ -116,7 +122,7 @@ def gradients_function(f, params=None):
     return decorated
 
 
-def implicit_value_and_gradients(f):
+def implicit_value_and_gradients(f: _Function) -> _Function:
     """Return ``fn(*args) -> (f(*args), [(gradient, variable), ...])`` over the trainable
     Variables that ``f`` reads.
 
@@ -139,7 +145,7 @@ def implicit_value_and_gradients(f):
     return decorated
 
 
-def implicit_gradients(f):
+def implicit_gradients(f: _Function) -> _Function:
     """Return ``fn(*args) -> [(gradient, variable), ...]`` for the trainable Variables ``f``
     reads (see :func:`implicit_value_and_gradients`)."""
     @functools.wraps(f)
@@ -163,30 +169,102 @@ def _argnums(op, argnums, nargs):
     return single, tuple(p % nargs for p in positions)
 
 
-def value_and_grad(f, argnums=0):
+class _Tree:
+    """One argument of a JAX-style transform: a nested list, tuple or dict of values (JAX's
+    pytree), its leaves converted to Tensors; a None leaf stays None (an empty subtree)."""
+
+    def __init__(self, op, value, seen, position):
+        leaves, self.rebuild = flatten(value)
+        self.leaves = []
+        for leaf in leaves:
+            if leaf is None:
+                self.leaves.append(None)
+                continue
+            t = convert_to_tensor(leaf, op=op)
+            if t.dtype.kind not in "fc":
+                raise TypeError(f"{op}: argument {position} has a leaf of dtype {t.dtype}; only "
+                                f"floating arguments can be differentiated")
+            if id(t) in seen:  # the same tensor twice gets two separate derivatives
+                t = identity(t)
+            seen.add(id(t))
+            self.leaves.append(t)
+
+    @property
+    def value(self):
+        return self.rebuild(self.leaves)
+
+    @property
+    def tensors(self):
+        return [t for t in self.leaves if t is not None]
+
+    def build(self, flat):
+        """This argument's structure from ``flat``, one value per Tensor leaf."""
+        flat = iter(flat)
+        return self.rebuild([None if t is None else next(flat) for t in self.leaves])
+
+
+def _trees(op, args, positions):
+    seen = set()
+    return [_Tree(op, args[i], seen, i) for i in positions]
+
+
+def _tree_call(op, f, args, positions, persistent=False):
+    """Run ``f(*args)`` on a fresh tape watching every leaf of the arguments at
+    ``positions``; returns ``(tape, f's value, their _Trees)``."""
+    args = list(args)
+    trees = _trees(op, args, positions)
+    tape = GradientTape(persistent=persistent)
+    for i, tree in zip(positions, trees):
+        args[i] = tree.value
+    with tape:
+        tape.watch(_sources(trees))
+        out = f(*args)
+    return tape, out, trees
+
+
+def _sources(trees):
+    return [t for tree in trees for t in tree.tensors]
+
+
+def _per_tree(trees, flat):
+    """Split ``flat`` (one value per Tensor leaf of all ``trees``) into their structures."""
+    out, start = [], 0
+    for tree in trees:
+        n = len(tree.tensors)
+        out.append(tree.build(flat[start:start + n]))
+        start += n
+    return out
+
+
+def value_and_grad(f: _Function, argnums: int | Sequence[int] = 0) -> _Function:
     """Return ``fn(*args) -> (f(*args), gradient)`` for a scalar-valued ``f``, as JAX.
 
-    ``argnums`` (int or tuple) selects the arguments; a tuple gives a tuple of gradients.
+    ``argnums`` (int or tuple) selects the arguments; a tuple gives a tuple of gradients.  An
+    argument may be a nested list, tuple or dict of Tensors: its gradient has its structure.
 
     >>> import gpuad as ad
     >>> value, g = ad.value_and_grad(lambda x, y: x * x * y, argnums=(0, 1))(3.0, 2.0)
     >>> float(value), [float(v) for v in g]
     (18.0, [12.0, 9.0])
+    >>> g = ad.grad(lambda p: p["w"] * p["b"][0])({"w": 3.0, "b": [2.0]})
+    >>> float(g["w"]), float(g["b"][0])
+    (2.0, 3.0)
     """
     @functools.wraps(f)
     def decorated(*args):
         single, positions = _argnums("grad", argnums, len(args))
-        tape, out, sources = _watched_call("grad", f, args, positions)
+        tape, out, trees = _tree_call("grad", f, args, positions)
         if not isinstance(out, Tensor) or out.shape != ():
             shape = getattr(out, "shape", type(out).__name__)
             raise TypeError(f"grad: f must return a scalar Tensor (shape ()), got {shape}; "
                             f"use jacobian or vjp for non-scalar outputs")
-        grads = tape.gradient(out, sources, unconnected_gradients="zero")
+        grads = _per_tree(trees, tape.gradient(out, _sources(trees),
+                                               unconnected_gradients="zero"))
         return out, grads[0] if single else tuple(grads)
     return decorated
 
 
-def grad(f, argnums=0):
+def grad(f: _Function, argnums: int | Sequence[int] = 0) -> _Function:
     """Return ``fn(*args) -> df/dargs`` for a scalar-valued ``f``; compose freely.
 
     >>> import gpuad as ad
@@ -200,59 +278,88 @@ def grad(f, argnums=0):
     return decorated
 
 
-def vjp(f, *primals):
+def vjp(f: _Function, *primals: typing.Any) -> tuple[typing.Any, _Function]:
     """Return ``(f(*primals), vjp_fn)`` where ``vjp_fn(cotangent)`` gives one cotangent per
-    primal (a tuple); ``vjp_fn`` may be called many times.
+    primal (a tuple); ``vjp_fn`` may be called many times.  Primals, the result and the
+    cotangents may be nested lists, tuples and dicts of Tensors.
 
     >>> import gpuad as ad
     >>> y, vjp_fn = ad.vjp(lambda x: x * x, ad.constant([1.0, 2.0]))
     >>> vjp_fn(ad.constant([1.0, 10.0]))[0].numpy()
     array([ 2., 40.], dtype=float32)
     """
-    tape, out, sources = _watched_call("vjp", f, primals, range(len(primals)), persistent=True)
+    tape, out, trees = _tree_call("vjp", f, primals, range(len(primals)), persistent=True)
+    targets, _ = flatten(out)
 
     def vjp_fn(cotangent):
-        return tuple(tape.gradient(out, sources, output_gradients=cotangent,
-                                   unconnected_gradients="zero"))
+        cotangents, _ = flatten(cotangent)
+        if len(cotangents) != len(targets):
+            raise ValueError(f"vjp: the cotangent has {len(cotangents)} leaves but f's result "
+                             f"has {len(targets)}")
+        grads = tape.gradient(targets, _sources(trees), output_gradients=cotangents,
+                              unconnected_gradients="zero")
+        return tuple(_per_tree(trees, grads))
     return out, vjp_fn
 
 
-def jvp(f, primals, tangents):
-    """Return ``(f(*primals), J tangents)`` by forward mode.
+def jvp(f: _Function, primals: Sequence[typing.Any],
+        tangents: Sequence[typing.Any]) -> tuple[typing.Any, typing.Any]:
+    """Return ``(f(*primals), J tangents)`` by forward mode; each primal (and its tangent) may
+    be a nested list, tuple or dict of Tensors.
 
     >>> import gpuad as ad
     >>> y, t = ad.jvp(lambda x: ad.sin(x) * x, [ad.constant(0.0)], [ad.constant(1.0)])
     >>> float(y), float(t)
     (0.0, 0.0)
     """
-    primals = [convert_to_tensor(p, op="jvp") for p in primals]
-    with ForwardAccumulator(primals, list(tangents)) as acc:
-        out = f(*primals)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    trees = _trees("jvp", primals, range(len(primals)))
+    flat_tangents = []
+    for i, (tree, tangent) in enumerate(zip(trees, tangents)):
+        leaves = [t for t in flatten(tangent)[0] if t is not None]
+        if len(leaves) != len(tree.tensors):
+            raise ValueError(f"jvp: primal {i} has {len(tree.tensors)} leaves but its tangent "
+                             f"has {len(leaves)}")
+        flat_tangents += leaves
+    with ForwardAccumulator(_sources(trees), flat_tangents) as acc:
+        out = f(*[tree.value for tree in trees])
     return out, acc.jvp(out, unconnected_gradients="zero")
 
 
-def jacobian(f, argnums=0):
+def jacobian(f: _Function, argnums: int | Sequence[int] = 0) -> _Function:
     """Return ``fn(*args) -> J`` with ``J.shape == f(*args).shape + arg.shape`` (a tuple for
-    tuple ``argnums``); one vectorized pass (see :meth:`GradientTape.jacobian`).
+    tuple ``argnums``); one vectorized pass (see :meth:`GradientTape.jacobian`).  With nested
+    arguments or results, as JAX: the result's structure, each leaf holding the structure of
+    the arguments.
 
     >>> import gpuad as ad
     >>> ad.jacobian(lambda x: x * x)(ad.constant([1.0, 2.0])).numpy()
     array([[2., 0.],
            [0., 4.]], dtype=float32)
+    >>> j = ad.jacobian(lambda p: p[0] * p[1])([ad.constant(2.0), ad.constant(3.0)])
+    >>> [float(d) for d in j]
+    [3.0, 2.0]
     """
     @functools.wraps(f)
     def decorated(*args):
         single, positions = _argnums("jacobian", argnums, len(args))
-        tape, out, sources = _watched_call("jacobian", f, args, positions)
-        if not isinstance(out, Tensor):
-            raise TypeError(f"jacobian: f must return a Tensor, got {type(out).__name__}")
-        result = tape.jacobian(out, sources, unconnected_gradients="zero")
-        return result[0] if single else tuple(result)
+        tape, out, trees = _tree_call("jacobian", f, args, positions, persistent=True)
+        targets, rebuild = flatten(out)
+        blocks = []
+        for target in targets:
+            if not isinstance(target, Tensor):
+                raise TypeError(f"jacobian: f must return Tensors, got {type(target).__name__}")
+            parts = _per_tree(trees, tape.jacobian(target, _sources(trees),
+                                                   unconnected_gradients="zero"))
+            blocks.append(parts[0] if single else tuple(parts))
+        return rebuild(blocks)
     return decorated
 
 
-def hessian(f, argnums=0):
-    """Return ``fn(*args) -> H`` for a scalar-valued ``f``: the Jacobian of its gradient.
+def hessian(f: _Function, argnums: int | Sequence[int] = 0) -> _Function:
+    """Return ``fn(*args) -> H`` for a scalar-valued ``f``: the Jacobian of its gradient
+    (nested arguments give nested blocks, ``H[i][j]`` for leaves i and j, as JAX).
 
     >>> import gpuad as ad
     >>> ad.hessian(lambda x: ad.reduce_sum(x ** 3))(ad.constant([1.0, 2.0])).numpy()
@@ -267,7 +374,7 @@ def _as_list(grads):
 
 
 def _custom_vjp(g, saved, attrs, needs):
-    grad_fn, inputs, variables, name, _ = attrs
+    grad_fn, inputs, variables, name = attrs
     n_args = len(inputs) - len(variables)
     if variables:
         both = grad_fn(g, variables=list(variables))
@@ -284,7 +391,7 @@ def _custom_vjp(g, saved, attrs, needs):
                          f"{n_args} inputs and {len(variables)} variables")
     # Python and NumPy values take the dtype and backend of the input they belong to
     return [None if gi is None else convert_like(gi, x, "custom_gradient")
-            for gi, x in zip(input_grads + variable_grads, inputs)]
+            for gi, x in zip(input_grads + variable_grads, inputs)] + [None]  # (none for y)
 
 
 def _custom_jvp(tangents, saved, out, attrs):
@@ -302,12 +409,14 @@ def _custom_jvp(tangents, saved, out, attrs):
     return None if total is None else tape.gradient(total, u)
 
 
-# attrs: (grad_fn, the inputs, the Variables f read, f's name, f's output)
-_CUSTOM = Primitive("custom_gradient", lambda values, attrs: attrs[-1]._value, _custom_vjp,
+# inputs: the inputs, the Variables f read, then f's output y (an input, so that a tracer of
+# gpuad.function sees where the value comes from); attrs: (grad_fn, the inputs and Variables,
+# the Variables, f's name)
+_CUSTOM = Primitive("custom_gradient", lambda values, attrs: values[-1], _custom_vjp,
                     _custom_jvp)
 
 
-def custom_gradient(f):
+def custom_gradient(f: Callable[..., tuple[typing.Any, _Function]]) -> _Function:
     """Decorate ``f(*inputs) -> (y, grad_fn)`` to give ``y`` the gradient ``grad_fn``, as
     ``tf.custom_gradient``.
 
@@ -345,10 +454,48 @@ def custom_gradient(f):
                             f"{type(y).__name__}")
         # read the Variables on the outer tapes (watching trainable ones), as TF converts them
         recorded = tuple([core.as_input(x) for x in inputs + variables])
-        return bind(_CUSTOM, recorded, (grad_fn, recorded, variables,
-                                        getattr(f, "__name__", "f"), y))
+        return bind(_CUSTOM, recorded + (y,), (grad_fn, recorded, variables,
+                                               getattr(f, "__name__", "f")))
     return decorated
 
 
 __all__ += ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "stop_gradient",
             "custom_gradient"]
+
+
+def recompute_grad(f: _Function) -> _Function:
+    """Decorate ``f`` to keep only its inputs in the forward pass and run it again, under a
+    tape, when the gradient is needed, as ``tf.recompute_grad`` (memory for compute).
+
+    Values and gradients (of any order) are those of ``f``; trainable Variables that ``f``
+    reads get their gradients too.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> w = ad.Variable(2.0)
+    >>> block = ad.recompute_grad(lambda x: ad.tanh(x * w) * x)
+    >>> x = ad.constant(0.5)
+    >>> with ad.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = block(x)
+    >>> [f"{float(g):.4f}" for g in tape.gradient(y, [x, w])]
+    ['1.1816', '0.1050']
+    """
+    @functools.wraps(f)
+    def decorated(*args):
+        @custom_gradient
+        def recomputed(*inputs):
+            def grad_fn(dy, variables=()):
+                with GradientTape() as tape:  # the forward again, recorded this time
+                    tape.watch([x for x in inputs if x.dtype.kind in "fc"])
+                    y = f(*inputs)
+                grads = tape.gradient(y, list(inputs) + list(variables), output_gradients=dy)
+                input_grads = grads[:len(inputs)]
+                return (input_grads, grads[len(inputs):]) if variables else input_grads
+            return f(*inputs), grad_fn
+        return recomputed(*args)
+    return decorated
+
+
+__all__ += ["recompute_grad"]

@@ -4,6 +4,7 @@ TensorFlow's ``math_ops`` names; their rules use elementwise ops, so they sit ab
 :mod:`gpuad.ops`.
 """
 import math
+from collections.abc import Sequence
 
 import numpy
 
@@ -13,21 +14,24 @@ from .array_ops import (axes_arg, batch_axes, cast, convert_to_tensor, expand_ba
                         kept_shape, reduce_input, reduce_sum, reshape, same_backend,
                         sum_to_shape, swap_last, tensor_arg)
 from .core import Primitive, bind, save_inputs, save_inputs_and_output
-from .ops import divide, equal, multiply
-from .tensor import Tensor, wrap
+from .ops import conj, divide, equal, multiply
+from .tensor import Tensor, TensorLike, wrap
 
 
-def reduce_mean(x, axis=None, keepdims=False):
+def reduce_mean(x: TensorLike, axis: int | Sequence[int] | None = None,
+                keepdims: bool = False) -> Tensor:
     """Mean over ``axis``; an integer tensor's mean stays integer (truncated), as TensorFlow.
 
     >>> import gpuad as ad
     >>> ad.reduce_mean(ad.constant([1, 2])).numpy()
     array(1, dtype=int32)
     """
-    x = reduce_input("reduce_mean", x)
+    x = reduce_input("reduce_mean", x, complex_ok=True)
     axes = axes_arg("reduce_mean", axis, x.shape)
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "fc":
         return bind(_INTEGER_MEAN, (x,), (axes, bool(keepdims)))
+    if x.dtype == numpy.float16:  # accumulated and divided in float32, as TensorFlow
+        return cast(reduce_mean(cast(x, numpy.float32), axes, keepdims), numpy.float16)
     return divide(reduce_sum(x, axes, keepdims), float(math.prod(x.shape[a] for a in axes)))
 
 
@@ -76,7 +80,8 @@ def _reduce_extreme(op, method, x, axis, keepdims):
     return bind(REDUCE_EXTREME, (x,), (method, axes, bool(keepdims)))
 
 
-def reduce_max(x, axis=None, keepdims=False):
+def reduce_max(x: TensorLike, axis: int | Sequence[int] | None = None,
+               keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; tied maxima share the gradient equally, as TensorFlow.
 
     >>> import gpuad as ad
@@ -86,7 +91,8 @@ def reduce_max(x, axis=None, keepdims=False):
     return _reduce_extreme("reduce_max", "max", x, axis, keepdims)
 
 
-def reduce_min(x, axis=None, keepdims=False):
+def reduce_min(x: TensorLike, axis: int | Sequence[int] | None = None,
+               keepdims: bool = False) -> Tensor:
     """Minimum over ``axis``; tied minima share the gradient equally, as TensorFlow."""
     return _reduce_extreme("reduce_min", "min", x, axis, keepdims)
 
@@ -94,9 +100,9 @@ def reduce_min(x, axis=None, keepdims=False):
 # ---------------------------------------------------------------------------------- matmul
 
 def _matmul_vjp(g, saved, attrs, needs):
-    a, b = saved
-    ga = sum_to_shape(matmul(g, swap_last(b)), a.shape) if needs[0] else None
-    gb = sum_to_shape(matmul(swap_last(a), g), b.shape) if needs[1] else None
+    a, b = saved  # complex: the adjoints, g b^H and a^H g, as TensorFlow
+    ga = sum_to_shape(matmul(g, conj(swap_last(b))), a.shape) if needs[0] else None
+    gb = sum_to_shape(matmul(conj(swap_last(a)), g), b.shape) if needs[1] else None
     return ga, gb
 
 
@@ -127,10 +133,15 @@ def _matmul_raw(xp, a, b):
     return _product(xp, a, b)
 
 
+_FLOAT16 = numpy.dtype(numpy.float16)
+
+
 def _product(xp, a, b):
     """``xp.matmul(a, b)``; on NumPy a large result goes into a pooled buffer."""
     if xp is not numpy:
         return xp.matmul(a, b)
+    if a.dtype is _FLOAT16:  # NumPy's float16 matmul accumulates in float16: float32
+        return numpy.matmul(a.astype(numpy.float32), b.astype(numpy.float32)).astype(a.dtype)
     shape = (a.shape[-2], b.shape[-1])
     if a.ndim > 2 or b.ndim > 2:  # broadcast_shapes costs microseconds: only for stacks
         shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + shape
@@ -139,7 +150,7 @@ def _product(xp, a, b):
     return numpy.matmul(a, b, out=numpy_memory.empty(shape, numpy.result_type(a, b)))
 
 
-def matmul(a, b):
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """Matrix product with NumPy's rules: batched, broadcasting, 1-D operands.
 
     >>> import gpuad as ad
@@ -229,7 +240,8 @@ def _linspace_ends(start, stop, backend):
     return ends
 
 
-def linspace(start, stop, num, backend=None):
+def linspace(start: TensorLike, stop: TensorLike, num: int,
+             backend: str | None = None) -> Tensor:
     """``num`` evenly spaced numbers from ``start`` to ``stop`` inclusive, as ``tf.linspace``;
     differentiable with respect to ``start`` and ``stop``.
 

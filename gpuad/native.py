@@ -8,15 +8,14 @@ numba caches its machine code beside it: a second process compiles nothing.  A f
 text is not the expected source is rewritten, never imported.  Without numba, or if it fails
 on a kernel (once, with a warning), the NumPy code runs instead.
 """
-import hashlib
 import importlib.util
 import math
 import os
-import pathlib
 import sys
-import warnings
 
 import numpy
+
+from . import disk_cache, user_warnings
 
 try:  # optional: pip install "gpuad[numba]"
     import numba
@@ -97,23 +96,12 @@ def kernel_source(program, ops, inputs_full, results, sums, parallel, dtypes):
     return _HEADER + "\n" + "\n".join(lines) + "\n"
 
 
-def cache_dir():
-    """Where generated modules live: ``$XDG_CACHE_HOME/gpuad/numba`` (``~/.cache`` by
-    default), created readable by its owner only."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = pathlib.Path(base) / "gpuad" / "numba"
-    path.mkdir(parents=True, exist_ok=True)
-    for private in (path.parent, path):  # whatever the umask: only its owner reads code here
-        private.chmod(0o700)
-    return path
-
-
 def load(source, dtypes):
     """The compiled ``kernel`` of ``source`` (a module in :func:`cache_dir`), compiled now for
     inputs and outputs of ``dtypes``; None, with one warning, if numba fails on it."""
     global _warned
-    key = hashlib.sha256((source + numba.__version__).encode()).hexdigest()[:24]
-    path = cache_dir() / f"gpuad_kernel_{key}.py"
+    key = disk_cache.key_of(source, numba.__version__)[:24]
+    path = disk_cache.private_dir("numba") / f"gpuad_kernel_{key}.py"
     try:
         try:
             return _compiled(path, source, dtypes)
@@ -125,16 +113,14 @@ def load(source, dtypes):
     except Exception as error:  # numba's own errors: the NumPy code does the same work
         if not _warned:
             _warned = True
-            warnings.warn(f"gpuad.function: numba could not compile a kernel ({error}); "
-                          f"NumPy runs it instead", stacklevel=3)
+            user_warnings.warn(f"gpuad.function: numba could not compile a kernel ({error}); "
+                               f"NumPy runs it instead")
         return None
 
 
 def _compiled(path, source, dtypes):
-    if not path.is_file() or path.read_text() != source:  # a stale or foreign file
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(source)
-        os.replace(temporary, path)  # atomic: another process may read it now
+    if not disk_cache.trusted(path) or path.read_text() != source:  # stale or foreign
+        disk_cache.write_atomic(path, source.encode())
     module = sys.modules.get(path.stem)
     if module is None:  # importable by its name: numba's cache finds its functions by it
         spec = importlib.util.spec_from_file_location(path.stem, path)

@@ -1,15 +1,18 @@
 """Neural-network ops (``gpuad.nn``), built from differentiable primitives."""
 import numbers
+from collections.abc import Sequence
 
 import numpy
 
 from . import ops
 from . import random as _random
 from .array_ops import axes_arg, reduce_sum, reshape, tensor_arg
+from .conv import avg_pool, avg_pool2d, conv1d, conv2d, max_pool, max_pool2d
 from .core import Primitive, bind
 from .math_ops import reduce_mean
 from .shape_ops import gather, one_hot
-from .tensor import Tensor
+from .sorting import top_k
+from .tensor import Tensor, TensorLike
 from .ops import elu, exp, log, relu, selu, sigmoid, silu, softplus, softsign, subtract
 
 # the maximum taken out of logits: the result does not depend on it, so it has no gradient
@@ -33,7 +36,7 @@ def _shifted(op, logits, axis):
     return subtract(logits, bind(_LOGITS_MAX, (logits,), axis)), axis
 
 
-def softmax(logits, axis=-1):
+def softmax(logits: TensorLike, axis: int = -1) -> Tensor:
     """``exp(logits) / sum(exp(logits))`` along ``axis``, computed without overflow.
 
     Parameters
@@ -54,7 +57,7 @@ def softmax(logits, axis=-1):
     return e / reduce_sum(e, axis, keepdims=True)
 
 
-def log_softmax(logits, axis=-1):
+def log_softmax(logits: TensorLike, axis: int = -1) -> Tensor:
     """``logits - log(sum(exp(logits)))`` along ``axis``, computed without overflow.
 
     Parameters
@@ -74,7 +77,8 @@ def log_softmax(logits, axis=-1):
     return shifted - log(reduce_sum(exp(shifted), axis, keepdims=True))
 
 
-def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
+def softmax_cross_entropy_with_logits(labels: TensorLike, logits: TensorLike,
+                                      axis: int = -1) -> Tensor:
     """``-sum(labels * log_softmax(logits))`` along ``axis``, per example, as
     ``tf.nn.softmax_cross_entropy_with_logits``; differentiable in both arguments.
 
@@ -111,7 +115,7 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
     return -reduce_sum(labels * log_p, axes_arg(op, axis, logits.shape)[0] - logits.ndim)
 
 
-def leaky_relu(features, alpha=0.2):
+def leaky_relu(features: TensorLike, alpha: float = 0.2) -> Tensor:
     """``features`` where positive, else ``alpha * features``, as ``tf.nn.leaky_relu``; the
     gradient is 1 or ``alpha`` (none flows to ``alpha``).
 
@@ -122,7 +126,7 @@ def leaky_relu(features, alpha=0.2):
     return ops.leaky_relu(features, alpha)
 
 
-def gelu(features, approximate=False):
+def gelu(features: TensorLike, approximate: bool = False) -> Tensor:
     """The Gaussian error linear unit ``x * Phi(x)``, as ``tf.nn.gelu``: exact (with erf), or
     with ``approximate=True`` the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
 
@@ -138,7 +142,7 @@ def gelu(features, approximate=False):
     return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
 
 
-def l2_loss(t):
+def l2_loss(t: TensorLike) -> Tensor:
     """``sum(t ** 2) / 2``, as ``tf.nn.l2_loss``.
 
     >>> import gpuad as ad
@@ -148,7 +152,7 @@ def l2_loss(t):
     return 0.5 * reduce_sum(ops.square(tensor_arg(t, "l2_loss", "t")))
 
 
-def sigmoid_cross_entropy_with_logits(labels, logits):
+def sigmoid_cross_entropy_with_logits(labels: TensorLike, logits: TensorLike) -> Tensor:
     """``-labels log(sigmoid(logits)) - (1 - labels) log(1 - sigmoid(logits))`` elementwise,
     as ``tf.nn.sigmoid_cross_entropy_with_logits``, computed as ``softplus(logits) - logits *
     labels`` (stable for large logits; its gradient is ``sigmoid(logits) - labels`` everywhere).
@@ -167,7 +171,7 @@ def sigmoid_cross_entropy_with_logits(labels, logits):
     return softplus(logits) - logits * labels
 
 
-def sparse_softmax_cross_entropy_with_logits(labels, logits):
+def sparse_softmax_cross_entropy_with_logits(labels: TensorLike, logits: TensorLike) -> Tensor:
     """The softmax cross entropy of integer class ``labels`` (shape ``[...]``) against
     ``logits`` (shape ``[..., classes]``), as ``tf.nn.sparse_softmax_cross_entropy_with_logits``;
     differentiable in ``logits``. A label outside ``[0, classes)`` raises ``ValueError``.
@@ -187,15 +191,16 @@ def sparse_softmax_cross_entropy_with_logits(labels, logits):
                          f"got labels of shape {labels.shape} and logits of shape "
                          f"{logits.shape}")
     classes = logits.shape[-1]
-    values = labels.numpy()
-    if values.size and (values.min() < 0 or values.max() >= classes):
+    values = labels._value  # checked now (a compiled function: when traced), as gather
+    if values.size and (int(values.min()) < 0 or int(values.max()) >= classes):
         raise ValueError(f"{op}: labels must be in [0, {classes}), got values from "
                          f"{values.min()} to {values.max()}")
     hot = one_hot(labels, classes, dtype=logits.dtype)
     return -reduce_sum(hot * log_softmax(logits), -1)
 
 
-def moments(x, axes, shift=None, keepdims=False):
+def moments(x: TensorLike, axes: int | Sequence[int], shift: TensorLike | None = None,
+            keepdims: bool = False) -> tuple[Tensor, Tensor]:
     """The mean and variance of ``x`` over ``axes``, as ``tf.nn.moments`` (``shift`` is
     accepted and unused, as in TensorFlow 2). Unlike TensorFlow, no ``stop_gradient`` on the
     mean inside the variance: the same gradient, and second derivatives that are exact.
@@ -211,7 +216,9 @@ def moments(x, axes, shift=None, keepdims=False):
     return (mean if keepdims else reshape(mean, variance.shape)), variance
 
 
-def batch_normalization(x, mean, variance, offset, scale, variance_epsilon):
+def batch_normalization(x: TensorLike, mean: Tensor | float, variance: Tensor | float,
+                        offset: Tensor | float | None, scale: Tensor | float | None,
+                        variance_epsilon: float) -> Tensor:
     """``(x - mean) / sqrt(variance + variance_epsilon) * scale + offset``, as
     ``tf.nn.batch_normalization``; ``offset`` and ``scale`` may be None.
 
@@ -226,7 +233,7 @@ def batch_normalization(x, mean, variance, offset, scale, variance_epsilon):
     return out if offset is None else out + offset
 
 
-def embedding_lookup(params, ids):
+def embedding_lookup(params: TensorLike, ids: TensorLike) -> Tensor:
     """The rows of ``params`` at ``ids`` (any shape), as ``tf.nn.embedding_lookup`` with one
     params tensor; the gradient adds into the looked-up rows.
 
@@ -237,7 +244,8 @@ def embedding_lookup(params, ids):
     return gather(params, ids)
 
 
-def dropout(x, rate, noise_shape=None, seed=None):
+def dropout(x: TensorLike, rate: float, noise_shape: Sequence[int] | Tensor | None = None,
+            seed: int | None = None) -> Tensor:
     """``x`` with each element zeroed with probability ``rate`` and the rest scaled by
     ``1 / (1 - rate)``, as ``tf.nn.dropout``; ``noise_shape`` (broadcast against ``x``'s
     shape) shares the mask along its size-1 axes; ``seed`` makes the mask reproducible.
@@ -264,4 +272,5 @@ __all__ = ["relu", "sigmoid", "softplus", "softmax", "log_softmax",
            "softmax_cross_entropy_with_logits", "elu", "selu", "silu", "softsign",
            "leaky_relu", "gelu", "l2_loss", "sigmoid_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits", "moments", "batch_normalization",
-           "embedding_lookup", "dropout"]
+           "embedding_lookup", "dropout", "top_k", "conv1d", "conv2d", "max_pool2d",
+           "avg_pool2d", "max_pool", "avg_pool"]

@@ -8,6 +8,7 @@ one and two inputs inline bind's most common dispatch (a NumPy Tensor of a suppo
 while nothing observes binds, because a Python call costs a tenth of a scalar op.
 """
 import numbers
+import typing
 
 import numpy
 
@@ -15,16 +16,18 @@ from . import backends as _backend
 from . import core, cuda, numpy_memory
 from . import table as _table
 from .array_ops import (broadcast_to, convert_like, convert_to_tensor, expand_batched,
-                        same_backend, sum_to_shape, tensor_arg, zeros_like)
+                        ones_like, same_backend, sum_to_shape, tensor_arg, zeros, zeros_like)
 from .backends import cupy_ndarray
 from .backends import numpy_ndarray as ndarray
 from .numpy_memory import into as _into
-from .tensor import Tensor, cast_checked, wrap
+from .tensor import Tensor, TensorLike, cast_checked, wrap
 from .variables import Variable
 
 _INT_OK = {"negative", "abs", "sign", "square", "add", "subtract", "multiply", "divide", "pow",
            "clip_by_value", "squared_difference",
            "maximum", "minimum", "where", "relu", "floordiv", "mod", "floor", "ceil", "round"}
+_COMPLEX_OK = _table.COMPLEX_ENTRIES
+_COMPLEX_OVERRIDES = {}  # entry name -> the op for complex input: abs (filled at the end)
 
 
 # ============================================================ elementwise ops from the table
@@ -134,6 +137,7 @@ def _array_namespace(xp):
           for name, (ufunc, _) in _table.BUILTINS.items()}
     ns.update({"ufunc_" + u: getattr(xp, u) for u in _table.OPERATOR_UFUNCS.values()})
     ns.update(asarray=xp.asarray, zeros_like=xp.zeros_like, _dtype_type=_dtype_type, _into=_into)
+    ns["__name__"] = __name__  # the warning filter in gpuad/__init__.py knows generated code by it
     return ns
 
 
@@ -209,6 +213,8 @@ class Elementwise(core.Primitive):
         self._numpy_rules, self._cuda_rules, self._jvp_rules, self._gradient_ops = {}, {}, {}, {}
         self._gradient_plans = {}
         self._cuda_forward, self._cuda_jvps = None, {}
+        self.complex_entry = _table.complex_entry(entry)
+        self._complex_vjps = {}
 
     def __repr__(self):
         return f"<gpuad elementwise primitive {self.name}>"
@@ -274,12 +280,13 @@ class Elementwise(core.Primitive):
                 for in_place in (False, True))
         return rules
 
-    def _cuda_vjp(self, needs, g, values):
-        rule = self._cuda_rules.get(needs)
+    def _cuda_vjp(self, needs, g, values, conjugate=False):
+        rule = self._cuda_rules.get((needs, conjugate))
         if rule is None:
-            spec = _table.vjp_kernel_spec(self.entry, needs)
+            spec = _table.vjp_kernel_spec(self.complex_entry, needs, True) if conjugate else \
+                _table.vjp_kernel_spec(self.entry, needs)
             ins = spec.param_names[1:]  # after the cotangent
-            rule = self._cuda_rules[needs] = (
+            rule = self._cuda_rules[(needs, conjugate)] = (
                 kernel_launcher(spec), [self.entry.saves.index(n) for n in ins])
         kernel, order = rule
         T = g.dtype.type
@@ -309,6 +316,8 @@ class Elementwise(core.Primitive):
 
     def _jvp_unbroadcast(self, has, tangents, saved):
         """``sum_x t_x * d_x``, broadcast only as far as its operands are."""
+        if tangents[0].dtype.kind == "c":  # holomorphic: t * d_x, as gpuad ops
+            return self._jvp_rule(has, _GPUAD_NS, "", complex_inputs=True)(*tangents, *saved)
         if core.OBSERVING and core.observed() or \
                 core.seen_by_recorders(tuple(tangents) + saved):
             rule = self._jvp_rule(has, _GPUAD_NS, "")
@@ -329,11 +338,12 @@ class Elementwise(core.Primitive):
         rule = self._jvp_rule(has, _NUMPY_NS, _UNWRAP, raw[0].nbytes >= _POOL_MIN_BYTES)
         return wrap(rule(*raw, *saved))
 
-    def _jvp_rule(self, has, namespace, prologue, in_place=False):
-        key = (has, namespace is _GPUAD_NS, in_place)
+    def _jvp_rule(self, has, namespace, prologue, in_place=False, complex_inputs=False):
+        key = (has, namespace is _GPUAD_NS, in_place, complex_inputs)
         rule = self._jvp_rules.get(key)
         if rule is None:
-            source = _table.python_jvp_source(self.entry, has, "jvp_" + self.name, prologue,
+            entry = self.complex_entry if complex_inputs else self.entry
+            source = _table.python_jvp_source(entry, has, "jvp_" + self.name, prologue,
                                               in_place=in_place)
             first = next(f"t{n}" for n, h in zip(self.entry.inputs, has) if h)
             source = _with_literal_type(source, first if prologue else None)
@@ -341,8 +351,24 @@ class Elementwise(core.Primitive):
                                                    "jvp_" + self.name)
         return rule
 
+    def _complex_vjp(self, needs):
+        """TensorFlow's complex VJP ``g * conj(d_x)``, as gpuad ops (differentiable again)."""
+        rule = self._complex_vjps.get(needs)
+        if rule is None:
+            source = _table.python_vjp_source(self.complex_entry, needs, "cvjp_" + self.name,
+                                              conjugate=True)
+            rule = self._complex_vjps[needs] = _compile(
+                _with_literal_type(source, None), dict(_GPUAD_NS, Tensor=Tensor),
+                "cvjp_" + self.name)
+        return rule
+
     def vjp(self, g, saved, shapes, needs, differentiable):
-        if differentiable:  # one recorded gradient op per input, differentiable again
+        if (g._value if type(g) is Tensor else g).dtype.kind == "c":  # g * conj(d_x), as TF
+            if not differentiable and type(core.raw(g)) is cupy_ndarray:  # one fused kernel
+                grads = self._cuda_vjp(needs, core.raw(g), [core.raw(s) for s in saved], True)
+            else:  # as gpuad ops
+                grads = self._complex_vjp(needs)(core.as_tensor(g), *saved)
+        elif differentiable:  # one recorded gradient op per input, differentiable again
             g = core.as_tensor(g)
             grads = []
             for op, positions in self._gradient_plan(needs):
@@ -352,11 +378,7 @@ class Elementwise(core.Primitive):
                     grads.append(zeros_like(g))
                 else:
                     grads.append(core.bind(op, (g,) + tuple([saved[i] for i in positions])))
-            if shapes is not None:
-                grads = [sum_to_shape(gi, s) if gi is not None and s is not None else gi
-                         for gi, s in zip(grads, shapes)]
-            return grads
-        if type(g) is cupy_ndarray or type(g) is Tensor and type(g._value) is cupy_ndarray:
+        elif type(g) is cupy_ndarray or type(g) is Tensor and type(g._value) is cupy_ndarray:
             grads = self._cuda_vjp(needs, core.raw(g), [core.raw(s) for s in saved])
         else:  # the rendered expression with NumPy's ufuncs
             plain, in_place = self._numpy_rules.get(needs) or self._numpy_rules_for(needs)
@@ -391,8 +413,8 @@ def _record_elementwise(prim, inputs, out):
 
 
 def _dtype_error(prim, dtype):
-    kind = "complex" if dtype.kind == "c" else str(dtype)
-    raise TypeError(f"{prim.name}: unsupported dtype {kind}; expected a floating tensor "
+    why = f" (TensorFlow defines no complex {prim.name})" if dtype.kind == "c" else ""
+    raise TypeError(f"{prim.name}: unsupported dtype {dtype}{why}; expected a floating tensor "
                     f"(use gpuad.cast)")
 
 
@@ -430,7 +452,10 @@ def _call_elementwise(prim, args):
         if n in entry.ctypes and t.dtype != numpy.dtype(entry.ctypes[n]):
             raise TypeError(f"{prim.name}: {n} must be {entry.ctypes[n]}, got {t.dtype}")
     dtype = like.dtype
-    if dtype.kind != "f" and not (prim.name in _INT_OK and dtype.kind in "iub"):
+    if dtype.kind == "c" and prim.name in _COMPLEX_OVERRIDES:  # abs: a real result
+        return _COMPLEX_OVERRIDES[prim.name](*inputs)
+    if dtype.kind != "f" and not (prim.name in _INT_OK and dtype.kind in "iub") and \
+            not (prim.name in _COMPLEX_OK and dtype.kind == "c"):
         _dtype_error(prim, dtype)
     values = [t._value if isinstance(t, Tensor) else t for t in inputs]
     try:
@@ -453,6 +478,7 @@ def _make_unary(prim):
     forward, dtypes = prim.numpy_forward, _NUMBERS if prim.name in _INT_OK else _FLOATS
     record_ids, differentiable = core.record_ids, prim.differentiable
     saves_x, saves_out = "x" in prim.entry.saves, "out" in prim.entry.saves  # x before out
+    name = prim.name
     pool_min = _POOL_MIN_BYTES
 
     def op(x):
@@ -483,6 +509,9 @@ def _make_unary(prim):
                 return out
         if type(x) is Variable and not core.OBSERVING:
             return op(_read(x))
+        if name in _COMPLEX_OVERRIDES and getattr(x, "dtype", None) is not None and \
+                x.dtype.kind == "c":  # a primitive of its own (traced as such): abs -> real
+            return _COMPLEX_OVERRIDES[name](x)
         return core.bind(prim, (x,))
     return op
 
@@ -616,62 +645,81 @@ PRIMITIVES = {name: Elementwise(entry) for name, entry in ENTRIES.items()}
 ELEMENTWISE_OPS = {}  # name -> op, filled by _elementwise_op
 
 
-def _elementwise_op(name):
+def _elementwise_op(name: str) -> typing.Any:  # typed by the assignments below
     op = ELEMENTWISE_OPS[name] = _make_op(PRIMITIVES[name])
     return op
 
 
+# the elementwise ops' types for mypy, by arity (vmap reads an op's primitive)
+class _Unary(typing.Protocol):
+    primitive: core.Primitive
+
+    def __call__(self, x: TensorLike) -> Tensor: ...
+
+
+class _Binary(typing.Protocol):
+    primitive: core.Primitive
+
+    def __call__(self, x: TensorLike, y: TensorLike) -> Tensor: ...
+
+
+class _Ternary(typing.Protocol):
+    primitive: core.Primitive
+
+    def __call__(self, a: TensorLike, b: TensorLike, c: TensorLike, /) -> Tensor: ...
+
+
 # one line per entry of kernels/derivatives.txt
-negative = _elementwise_op("negative")
-abs = _elementwise_op("abs")  # noqa: A001 (TF's name)
-sign = _elementwise_op("sign")
-square = _elementwise_op("square")
-sqrt = _elementwise_op("sqrt")
-rsqrt = _elementwise_op("rsqrt")
-reciprocal = _elementwise_op("reciprocal")
-exp = _elementwise_op("exp")
-expm1 = _elementwise_op("expm1")
-log = _elementwise_op("log")
-log1p = _elementwise_op("log1p")
-sin = _elementwise_op("sin")
-cos = _elementwise_op("cos")
-tan = _elementwise_op("tan")
-asin = _elementwise_op("asin")
-acos = _elementwise_op("acos")
-atan = _elementwise_op("atan")
-sinh = _elementwise_op("sinh")
-cosh = _elementwise_op("cosh")
-tanh = _elementwise_op("tanh")
-sigmoid = _elementwise_op("sigmoid")
-softplus = _elementwise_op("softplus")
-relu = _elementwise_op("relu")
-erf = _elementwise_op("erf")
-add = _elementwise_op("add")
-subtract = _elementwise_op("subtract")
-multiply = _elementwise_op("multiply")
-divide = _elementwise_op("divide")
-pow = _elementwise_op("pow")  # noqa: A001 (TF's name)
-maximum = _elementwise_op("maximum")
-minimum = _elementwise_op("minimum")
-atan2 = _elementwise_op("atan2")
-squared_difference = _elementwise_op("squared_difference")
-where = _elementwise_op("where")
-clip_by_value = _elementwise_op("clip_by_value")
-floor = _elementwise_op("floor")
-ceil = _elementwise_op("ceil")
-round = _elementwise_op("round")  # noqa: A001 (TF's name)
-floordiv = _elementwise_op("floordiv")
-mod = _elementwise_op("mod")
-asinh = _elementwise_op("asinh")
-acosh = _elementwise_op("acosh")
-atanh = _elementwise_op("atanh")
-xlogy = _elementwise_op("xlogy")
-log_sigmoid = _elementwise_op("log_sigmoid")
-elu = _elementwise_op("elu")
-selu = _elementwise_op("selu")
-silu = _elementwise_op("silu")
-softsign = _elementwise_op("softsign")
-leaky_relu = _elementwise_op("leaky_relu")  # ad.nn.leaky_relu gives alpha its default
+negative: _Unary = _elementwise_op("negative")
+abs: _Unary = _elementwise_op("abs")  # noqa: A001 (TF's name)
+sign: _Unary = _elementwise_op("sign")
+square: _Unary = _elementwise_op("square")
+sqrt: _Unary = _elementwise_op("sqrt")
+rsqrt: _Unary = _elementwise_op("rsqrt")
+reciprocal: _Unary = _elementwise_op("reciprocal")
+exp: _Unary = _elementwise_op("exp")
+expm1: _Unary = _elementwise_op("expm1")
+log: _Unary = _elementwise_op("log")
+log1p: _Unary = _elementwise_op("log1p")
+sin: _Unary = _elementwise_op("sin")
+cos: _Unary = _elementwise_op("cos")
+tan: _Unary = _elementwise_op("tan")
+asin: _Unary = _elementwise_op("asin")
+acos: _Unary = _elementwise_op("acos")
+atan: _Unary = _elementwise_op("atan")
+sinh: _Unary = _elementwise_op("sinh")
+cosh: _Unary = _elementwise_op("cosh")
+tanh: _Unary = _elementwise_op("tanh")
+sigmoid: _Unary = _elementwise_op("sigmoid")
+softplus: _Unary = _elementwise_op("softplus")
+relu: _Unary = _elementwise_op("relu")
+erf: _Unary = _elementwise_op("erf")
+add: _Binary = _elementwise_op("add")
+subtract: _Binary = _elementwise_op("subtract")
+multiply: _Binary = _elementwise_op("multiply")
+divide: _Binary = _elementwise_op("divide")
+pow: _Binary = _elementwise_op("pow")  # noqa: A001 (TF's name)
+maximum: _Binary = _elementwise_op("maximum")
+minimum: _Binary = _elementwise_op("minimum")
+atan2: _Binary = _elementwise_op("atan2")
+squared_difference: _Binary = _elementwise_op("squared_difference")
+where: _Ternary = _elementwise_op("where")
+clip_by_value: _Ternary = _elementwise_op("clip_by_value")
+floor: _Unary = _elementwise_op("floor")
+ceil: _Unary = _elementwise_op("ceil")
+round: _Unary = _elementwise_op("round")  # noqa: A001 (TF's name)
+floordiv: _Binary = _elementwise_op("floordiv")
+mod: _Binary = _elementwise_op("mod")
+asinh: _Unary = _elementwise_op("asinh")
+acosh: _Unary = _elementwise_op("acosh")
+atanh: _Unary = _elementwise_op("atanh")
+xlogy: _Binary = _elementwise_op("xlogy")
+log_sigmoid: _Unary = _elementwise_op("log_sigmoid")
+elu: _Unary = _elementwise_op("elu")
+selu: _Unary = _elementwise_op("selu")
+silu: _Unary = _elementwise_op("silu")
+softsign: _Unary = _elementwise_op("softsign")
+leaky_relu: _Binary = _elementwise_op("leaky_relu")  # ad.nn.leaky_relu gives alpha its default
 
 _missing = set(ENTRIES) - set(ELEMENTWISE_OPS)
 if _missing:
@@ -682,7 +730,7 @@ _GPUAD_NS.update(floor_divide=floordiv, remainder=mod, zeros_like=zeros_like)
 
 # ==================================================================== comparisons and logic
 
-def _compare(name, ufunc):
+def _compare(name: str, ufunc: str) -> typing.Any:  # typed by the assignments below
     primitive = core.Primitive(name, lambda values, attrs: getattr(
         _backend.module_of(values[0]), ufunc)(*values))  # bool: no gradient
 
@@ -695,31 +743,196 @@ def _compare(name, ufunc):
         same_backend(name, (x, y))
         if x.dtype != y.dtype:
             raise TypeError(f"{name}: x has dtype {x.dtype} and y has dtype {y.dtype}")
+        if x.dtype.kind == "c" and name not in ("equal", "not_equal"):
+            raise TypeError(f"{name}: complex numbers are not ordered (x and y have dtype "
+                            f"{x.dtype}); compare their real parts, imaginary parts or abs")
         try:
             return core.bind(primitive, (x, y))
         except ValueError as error:
             _shape_error(primitive, (x._value, y._value), error)
     op.__name__ = name
     op.__doc__ = f"Elementwise ``{ufunc}`` with broadcasting; a bool Tensor, not differentiable."
-    op.primitive = primitive
+    op.primitive = primitive  # type: ignore[attr-defined]  # read by vmap
     return op
 
 
-equal = _compare("equal", "equal")
-not_equal = _compare("not_equal", "not_equal")
-less = _compare("less", "less")
-less_equal = _compare("less_equal", "less_equal")
-greater = _compare("greater", "greater")
-greater_equal = _compare("greater_equal", "greater_equal")
-logical_and = _compare("logical_and", "logical_and")
-logical_or = _compare("logical_or", "logical_or")
+equal: _Binary = _compare("equal", "equal")
+not_equal: _Binary = _compare("not_equal", "not_equal")
+less: _Binary = _compare("less", "less")
+less_equal: _Binary = _compare("less_equal", "less_equal")
+greater: _Binary = _compare("greater", "greater")
+greater_equal: _Binary = _compare("greater_equal", "greater_equal")
+logical_and: _Binary = _compare("logical_and", "logical_and")
+logical_or: _Binary = _compare("logical_or", "logical_or")
 _LOGICAL_NOT = core.Primitive("logical_not", lambda values, attrs: _backend.module_of(
     values[0]).logical_not(values[0]))
 
 
-def logical_not(x):
+def logical_not(x: TensorLike) -> Tensor:
     """Elementwise logical not of a bool Tensor."""
     x = tensor_arg(x, "logical_not")
     if x.dtype != numpy.bool_:
         raise TypeError(f"logical_not: x must be bool, got {x.dtype}")
     return core.bind(_LOGICAL_NOT, (x,))
+
+
+# ======================================================================== complex numbers
+# Gradients follow TensorFlow: for a real loss L of z = x + iy, the gradient is
+# dL/dx + i dL/dy (docs/dtypes.md); holomorphic ops above take g * conj(f'(z)).
+
+_COMPLEX_OF = {numpy.dtype(numpy.float32): numpy.dtype(numpy.complex64),
+               numpy.dtype(numpy.float64): numpy.dtype(numpy.complex128)}
+
+
+def _complex_input(op: str, x: TensorLike, arg: str = "x") -> Tensor:
+    """A Tensor argument of a complex op: numeric, not promoted."""
+    x = tensor_arg(x, op, arg)
+    if x.dtype.kind not in "fciu":
+        raise TypeError(f"{op}: {arg} has dtype {x.dtype}; expected a complex or real tensor")
+    return x
+
+
+# real and imag copy: a strided view would hold the whole complex buffer
+_REAL = core.Primitive(
+    "real", lambda values, attrs: values[0].real.copy(),
+    lambda g, saved, attrs, needs: (complex(g, zeros_like(g)),),
+    lambda tangents, saved, out, attrs: real(tangents[0]))
+_IMAG = core.Primitive(
+    "imag", lambda values, attrs: values[0].imag.copy(),
+    lambda g, saved, attrs, needs: (complex(zeros_like(g), g),),
+    lambda tangents, saved, out, attrs: imag(tangents[0]))
+_CONJ = core.Primitive(
+    "conj", lambda values, attrs: _backend.module_of(values[0]).conjugate(values[0]),
+    lambda g, saved, attrs, needs: (conj(g),),
+    lambda tangents, saved, out, attrs: conj(tangents[0]))
+
+
+def real(input: TensorLike) -> Tensor:  # noqa: A002 (TF's argument name)
+    """The real part of a complex tensor (a real tensor is returned as is), as ``tf.math.real``.
+
+    The gradient of a real loss ``L`` with respect to a complex ``z`` is ``dL/dRe(z) +
+    i dL/dIm(z)`` (TensorFlow's convention, see docs/dtypes.md): here ``complex(g, 0)``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.real(ad.constant([1 + 2j, 3 - 4j])).numpy()
+    array([1., 3.])
+    """
+    x = _complex_input("real", input, "input")
+    return core.bind(_REAL, (x,)) if x.dtype.kind == "c" else x
+
+
+def imag(input: TensorLike) -> Tensor:  # noqa: A002 (TF's argument name)
+    """The imaginary part of a complex tensor (zeros for a real one), as ``tf.math.imag``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.imag(ad.constant([1 + 2j, 3 - 4j], dtype="complex64")).numpy()
+    array([ 2., -4.], dtype=float32)
+    """
+    x = _complex_input("imag", input, "input")
+    return core.bind(_IMAG, (x,)) if x.dtype.kind == "c" else zeros_like(x)
+
+
+def conj(x: TensorLike) -> Tensor:
+    """The complex conjugate (a real tensor is returned as is), as ``tf.math.conj``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.conj(ad.constant([1 + 2j])).numpy()
+    array([1.-2.j])
+    """
+    x = _complex_input("conj", x)
+    return core.bind(_CONJ, (x,)) if x.dtype.kind == "c" else x
+
+
+def _complex_impl(values, attrs):
+    re, im = values
+    xp = _backend.module_of(re)
+    out = xp.empty(numpy.broadcast_shapes(re.shape, im.shape), _COMPLEX_OF[re.dtype])
+    out.real[...] = re
+    out.imag[...] = im
+    return out
+
+
+def _complex_vjp(g, saved, attrs, needs):
+    re_shape, im_shape = saved
+    return (sum_to_shape(real(g), re_shape) if needs[0] else None,
+            sum_to_shape(imag(g), im_shape) if needs[1] else None)
+
+
+def _complex_jvp(tangents, saved, out, attrs):
+    t_re, t_im = tangents
+    shape = out.shape
+    t_re = zeros(shape, t_im.dtype, t_im.backend) if t_re is None else broadcast_to(t_re, shape)
+    t_im = zeros(shape, t_re.dtype, t_re.backend) if t_im is None else broadcast_to(t_im, shape)
+    return complex(t_re, t_im)
+
+
+_COMPLEX = core.Primitive("complex", _complex_impl, _complex_vjp, _complex_jvp,
+                          save=lambda inputs, out, attrs: (inputs[0].shape, inputs[1].shape))
+
+
+def complex(real: TensorLike, imag: TensorLike) -> Tensor:  # noqa: A001 (TF's name)
+    """``real + i imag`` from two float32 (complex64) or float64 (complex128) tensors, with
+    broadcasting, as ``tf.complex``; the gradients are ``real(g)`` and ``imag(g)``.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.complex(ad.constant([1.0, 2.0]), ad.constant([3.0, -1.0])).numpy()
+    array([1.+3.j, 2.-1.j], dtype=complex64)
+    """
+    re = tensor_arg(real, "complex", "real")
+    im = convert_like(imag, re, "complex") if not isinstance(imag, Tensor) else imag
+    same_backend("complex", (re, im))
+    if re.dtype != im.dtype or re.dtype not in _COMPLEX_OF:
+        raise TypeError(f"complex: real has dtype {re.dtype} and imag has dtype {im.dtype}; "
+                        f"expected both float32 or both float64")
+    try:
+        numpy.broadcast_shapes(re.shape, im.shape)
+    except ValueError:
+        raise ValueError(f"complex: real has shape {re.shape} and imag has shape {im.shape}, "
+                         f"which do not broadcast") from None
+    return core.bind(_COMPLEX, (re, im))
+
+
+def angle(input: TensorLike) -> Tensor:  # noqa: A002 (TF's argument name)
+    """The argument of a complex number, ``atan2(imag, real)``, as ``tf.math.angle`` (a real
+    tensor gives pi where it is negative, else 0).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.math.angle(ad.constant([1j, -1.0 + 0j])).numpy()
+    array([1.57079633, 3.14159265])
+    """
+    x = _complex_input("angle", input, "input")
+    if x.dtype.kind in "iu":
+        raise TypeError(f"angle: input has dtype {x.dtype}; expected a floating or complex "
+                        f"tensor, as TensorFlow")
+    if x.dtype.kind != "c":
+        return where(less(x, 0), numpy.pi * ones_like(x), zeros_like(x))
+    return atan2(imag(x), real(x))  # atan2's gradients, through imag and real: TF's
+
+
+def _complex_abs_vjp(g, saved, attrs, needs):
+    z, out = saved
+    safe = where(equal(out, 0), ones_like(out), out)  # 0 at z = 0, as TF's div_no_nan
+    return (complex(g / safe, zeros_like(g)) * z,)
+
+
+def _complex_abs_jvp(tangents, saved, out_aval, attrs):
+    z, out = saved
+    safe = where(equal(out, 0), ones_like(out), out)
+    return real(conj(z) * tangents[0]) / safe
+
+
+_COMPLEX_ABS = core.Primitive(
+    "abs (complex)", lambda values, attrs: _backend.module_of(values[0]).abs(values[0]),
+    _complex_abs_vjp, _complex_abs_jvp, save=lambda inputs, out, attrs: (inputs[0], out))
+_COMPLEX_OVERRIDES["abs"] = lambda x: core.bind(_COMPLEX_ABS, (x,))  # complex -> real
+_GPUAD_NS.update(conj=conj)

@@ -7,13 +7,14 @@ run after run (the two backends' streams differ).  Unlike TensorFlow, calling an
 with one seed repeats the values rather than advancing a hidden per-op counter.
 """
 import numbers
+import typing
 
 import numpy
 
 from . import backends as _backend
 from .array_ops import shape_arg
 from .core import Primitive, bind
-from .tensor import Tensor
+from .tensor import DTypeLike, Tensor
 
 __all__ = ["normal", "uniform"]
 
@@ -63,7 +64,7 @@ def _shape(op, shape):
     return shape
 
 
-def _dtype(op, dtype, kinds):
+def _dtype(op, dtype, kinds) -> numpy.dtype:
     try:
         dtype = numpy.dtype(dtype)
     except TypeError:
@@ -89,7 +90,9 @@ def _draw_dtype(dtype):
     return dtype if dtype == numpy.float64 else numpy.dtype(numpy.float32)
 
 
-def normal(shape, mean=0.0, stddev=1.0, dtype=numpy.float32, seed=None):
+def normal(shape: typing.Sequence[int] | Tensor, mean: float | Tensor = 0.0,
+           stddev: float | Tensor = 1.0, dtype: DTypeLike = numpy.float32,
+           seed: int | None = None) -> Tensor:
     """Samples of a normal distribution, as ``tf.random.normal``.
 
     Parameters
@@ -118,7 +121,9 @@ def normal(shape, mean=0.0, stddev=1.0, dtype=numpy.float32, seed=None):
                               (mean, stddev)))
 
 
-def uniform(shape, minval=0, maxval=None, dtype=numpy.float32, seed=None):
+def uniform(shape: typing.Sequence[int] | Tensor, minval: float | Tensor = 0,
+            maxval: float | Tensor | None = None, dtype: DTypeLike = numpy.float32,
+            seed: int | None = None) -> Tensor:
     """Samples of a uniform distribution on ``[minval, maxval)``, as ``tf.random.uniform``.
 
     Parameters
@@ -142,7 +147,8 @@ def uniform(shape, minval=0, maxval=None, dtype=numpy.float32, seed=None):
     dtype('int32')
     """
     op = "random.uniform"
-    shape, dtype = _shape(op, shape), _dtype(op, dtype, "fiu")
+    shape = _shape(op, shape)
+    dtype = _dtype(op, dtype, "fiu")
     minval = _number(op, "minval", minval)
     where = (_backend.get_backend(), _seed(op, seed))
     if dtype.kind in "iu":

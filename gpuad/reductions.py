@@ -1,35 +1,41 @@
 """Reductions and scans beyond the core: reduce_prod, reduce_logsumexp, reduce_variance,
-reduce_std, norm, cumsum and cumprod, with TensorFlow's names and semantics.
+reduce_std, norm, reduce_euclidean_norm, cumsum, cumprod and cumulative_logsumexp, with
+TensorFlow's names and semantics.
 
 Composites of differentiable ops where they are exact: logsumexp, variance, std and most
 norms need no derivative rules of their own.  Primitives where a composite would be wrong or
 slow: ``reduce_prod`` and ``cumprod`` (their gradients must not divide by ``x``, which may be
-0), ``cumsum`` (the array module's O(n) scan; a composite would take log2(n) passes) and the
-spectral norm.  Their rules are written with gpuad ops, so they are differentiable again (the
-spectral norm's to second order: see :func:`norm`).
+0), ``cumulative_logsumexp`` (a composite would overflow or lose the small terms), ``cumsum``
+(the array module's O(n) scan; a composite would take log2(n) passes).  Their rules are
+written with gpuad ops, so they are differentiable again.
 """
 import builtins
 import numbers
+import typing
+from collections.abc import Sequence
 
 import numpy
 
 from . import backends as _backend
 from . import ops as _ops
-from .array_ops import (axes_arg, index_dtype_arg, kept_shape, ones_like, reduce_sum, reshape,
-                        tensor_arg, transpose, zeros)
+from .array_ops import (axes_arg, cast, index_dtype_arg, kept_shape, ones_like, reduce_sum,
+                        reshape, tensor_arg, transpose, zeros)
 from .core import Primitive, bind, save_inputs, save_inputs_and_output
-from .math_ops import matmul, reduce_max, reduce_mean
-from .tensor import Tensor, concrete_value, wrap
+from .linalg import svd
+from .math_ops import reduce_max, reduce_mean
+from .tensor import DTypeLike, Tensor, TensorLike
 
 __all__ = ["reduce_prod", "reduce_logsumexp", "reduce_variance", "reduce_std", "norm",
-           "cumsum", "cumprod", "argmax", "argmin", "clip_by_norm", "global_norm",
-           "clip_by_global_norm"]
+           "reduce_euclidean_norm", "cumsum", "cumprod", "cumulative_logsumexp", "argmax",
+           "argmin", "clip_by_norm", "global_norm", "clip_by_global_norm"]
 
 
-def _input(op, x, floating=False, arg="x"):
-    """An op's tensor argument, of a numeric (or, with ``floating``, a floating) dtype."""
+def _input(op: str, x: TensorLike, floating: bool = False, arg: str = "x",
+           complex_ok: bool = False) -> Tensor:
+    """An op's tensor argument, of a numeric (or, with ``floating``, a floating; with
+    ``complex_ok``, also a complex) dtype."""
     x = tensor_arg(x, op, arg)
-    if x.dtype.kind not in ("f" if floating else "fiu"):
+    if x.dtype.kind not in ("f" if floating else "fiu") + ("c" if complex_ok else ""):
         raise TypeError(f"{op}: {arg} has dtype {x.dtype}; expected a "
                         f"{'floating' if floating else 'numeric'} tensor (use gpuad.cast)")
     return x
@@ -117,7 +123,7 @@ def _cumsum(x, axis, exclusive, reverse):
     return bind(_CUMSUM, (x,), (axis, exclusive, reverse))
 
 
-def cumsum(x, axis=0, exclusive=False, reverse=False):
+def cumsum(x: TensorLike, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> Tensor:
     """Cumulative sum along ``axis``, as ``tf.math.cumsum``.
 
     Parameters
@@ -145,8 +151,8 @@ def _cumprod_vjp(g, saved, attrs, needs):
     # (product before i) * r[i] with r[i] = g[i] + x[i + d] r[i + d]: a scan against the
     # scan's direction, with no division, so zeros in x are exact (TensorFlow divides).
     (x, out), (axis, d) = saved, attrs
-    before = _shift(out, axis, d, 1)
-    return (before * _linear_scan(_shift(x, axis, -d, 0), g, axis, -d),)
+    before = _shift(out, axis, d, 1)  # complex (reduce_prod's gradient): conjugated, as TF
+    return (_ops.conj(before) * _linear_scan(_ops.conj(_shift(x, axis, -d, 0)), g, axis, -d),)
 
 
 def _cumprod_jvp(tangents, saved, out, attrs, batch):
@@ -166,7 +172,8 @@ def _cumprod(x, axis, reverse):
     return bind(_CUMPROD, (x,), (axis, -1 if reverse else 1))
 
 
-def cumprod(x, axis=0, exclusive=False, reverse=False):
+def cumprod(x: TensorLike, axis: int = 0, exclusive: bool = False,
+            reverse: bool = False) -> Tensor:
     """Cumulative product along ``axis``, as ``tf.math.cumprod``; the gradient is exact when
     ``x`` has zeros (it never divides by ``x``).
 
@@ -195,6 +202,84 @@ def cumprod(x, axis=0, exclusive=False, reverse=False):
     return _shift(out, axis, -1 if reverse else 1, 1) if exclusive else out
 
 
+def _logaddexp_doubling(v, axis):
+    """``logaddexp.accumulate`` along the (negative) ``axis`` in log2(n) doubling steps of
+    ``logaddexp`` (Hillis and Steele), for CuPy, which has no ufunc ``accumulate``."""
+    xp, s = _backend.module_of(v), 1
+    while s < v.shape[axis]:
+        v, s = xp.logaddexp(v, _raw_shift(v, axis, s, -numpy.inf)), 2 * s
+    return v
+
+
+def _raw_logsumexp_scan(v, axis, reverse):
+    """``out[k] = log(sum(exp(v[j])) over j <= k)`` along the (negative) ``axis`` (j >= k in
+    reverse), one ``logaddexp`` at a time: no overflow, no term lost."""
+    flip = (..., slice(None, None, -1)) + (slice(None),) * (-1 - axis)
+    if reverse:
+        v = v[flip]
+    if _backend.module_of(v) is numpy:
+        out = numpy.logaddexp.accumulate(v, axis=axis, dtype=v.dtype)
+    else:
+        out = _logaddexp_doubling(v, axis)
+    return out[flip] if reverse else out
+
+
+def _cumulative_logsumexp_vjp(g, saved, attrs, needs):
+    # gx[i] = sum over k >= i (in scan order) of g[k] exp(x[i] - y[k])
+    #       = exp(x[i] - y[i]) r[i],  r[i] = g[i] + exp(y[i] - y[i + d]) r[i + d]:
+    # y only grows along the scan, so every factor is <= 1 (no overflow, no log of g)
+    (x, y), (axis, d) = saved, attrs
+    decay = _ops.exp(y - _shift(y, axis, -d, numpy.inf))
+    return (_ops.exp(x - y) * _linear_scan(decay, g, axis, -d),)
+
+
+def _cumulative_logsumexp_jvp(tangents, saved, out, attrs, batch):
+    # t_out[k] = sum over j <= k of t[j] exp(x[j] - y[k]): the same recurrence, forwards
+    (x, y), (axis, d) = saved, attrs
+    decay = _ops.exp(_shift(y, axis, d, -numpy.inf) - y)
+    return _linear_scan(decay, tangents[0] * _ops.exp(x - y), axis, d)
+
+
+# attrs: (axis, the scan's direction d: 1, or -1 in reverse)
+_CUMULATIVE_LOGSUMEXP = Primitive(
+    "cumulative_logsumexp", lambda values, attrs: _raw_logsumexp_scan(
+        values[0], attrs[0], attrs[1] == -1), _cumulative_logsumexp_vjp,
+    _cumulative_logsumexp_jvp, save=save_inputs_and_output)
+
+
+def cumulative_logsumexp(x: TensorLike, axis: int = 0, exclusive: bool = False,
+                         reverse: bool = False) -> Tensor:
+    """``log(cumsum(exp(x)))`` along ``axis`` without overflow or underflow, as
+    ``tf.math.cumulative_logsumexp``: each step is a ``logaddexp``.
+
+    Parameters
+    ----------
+    x : Tensor
+        A floating tensor.
+    axis : int
+        The axis to scan (negative counts from the end).
+    exclusive : bool
+        Leave each element out of its own sum: the first output is ``-inf`` (log 0).
+    reverse : bool
+        Scan from the end.
+
+    The gradient, ``sum over k >= i of g[k] exp(x[i] - y[k])``, is computed as a scan whose
+    factors are all at most 1: finite wherever ``y`` is.
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.math.cumulative_logsumexp(ad.constant([-1000.0, 0.0, 1000.0])).numpy()
+    array([-1000.,     0.,  1000.], dtype=float32)
+    >>> ad.math.cumulative_logsumexp(ad.constant([0.0, 0.0]), exclusive=True).numpy()
+    array([-inf,   0.], dtype=float32)
+    """
+    x = _input("cumulative_logsumexp", x, floating=True)
+    x, axis = _scan_args("cumulative_logsumexp", x, axis)
+    out = bind(_CUMULATIVE_LOGSUMEXP, (x,), (axis, -1 if reverse else 1))
+    return _shift(out, axis, -1 if reverse else 1, -numpy.inf) if exclusive else out
+
+
 # ----------------------------------------------------------------------------- reductions
 
 def _others_product(x, axes):
@@ -217,7 +302,7 @@ def _reduce_prod_vjp(g, saved, attrs, needs):
     (x,), (axes, keepdims) = saved, attrs
     if not keepdims:
         g = reshape(g, kept_shape(x.shape, axes))
-    return (g * _others_product(x, axes),)
+    return (g * _ops.conj(_others_product(x, axes)),)  # complex: conjugated, as TensorFlow
 
 
 def _reduce_prod_jvp(tangents, saved, out, attrs, batch):
@@ -231,7 +316,8 @@ _REDUCE_PROD = Primitive("reduce_prod", lambda values, attrs: values[0].prod(
     _reduce_prod_jvp, save=save_inputs)
 
 
-def reduce_prod(x, axis=None, keepdims=False):
+def reduce_prod(x: TensorLike, axis: int | Sequence[int] | None = None,
+                keepdims: bool = False) -> Tensor:
     """Product over ``axis`` (None: all; an int or a tuple; negative counts from the end).
 
     The gradient is the product of the other elements, computed without dividing by ``x``:
@@ -248,12 +334,13 @@ def reduce_prod(x, axis=None, keepdims=False):
     (array([2., 0.], dtype=float32), array([[2., 1.],
            [4., 0.]], dtype=float32))
     """
-    x = _input("reduce_prod", x)
+    x = _input("reduce_prod", x, complex_ok=True)
     axes = axes_arg("reduce_prod", axis, x.shape)
     return bind(_REDUCE_PROD, (x,), (axes, bool(keepdims)))
 
 
-def reduce_logsumexp(x, axis=None, keepdims=False):
+def reduce_logsumexp(x: TensorLike, axis: int | Sequence[int] | None = None,
+                     keepdims: bool = False) -> Tensor:
     """``log(sum(exp(x)))`` over ``axis``, without overflow (the maximum is taken out first).
 
     Examples
@@ -282,7 +369,8 @@ def _logsumexp_shift(values, axes):
 _LOGSUMEXP_SHIFT = Primitive("reduce_logsumexp shift", _logsumexp_shift)  # no gradient
 
 
-def reduce_variance(x, axis=None, keepdims=False):
+def reduce_variance(x: TensorLike, axis: int | Sequence[int] | None = None,
+                    keepdims: bool = False) -> Tensor:
     """Variance over ``axis`` (the mean of squared deviations, no Bessel correction), as
     ``tf.math.reduce_variance``.
 
@@ -298,7 +386,8 @@ def reduce_variance(x, axis=None, keepdims=False):
     return reduce_mean(_ops.square(deviations), axes, keepdims)
 
 
-def reduce_std(x, axis=None, keepdims=False):
+def reduce_std(x: TensorLike, axis: int | Sequence[int] | None = None,
+               keepdims: bool = False) -> Tensor:
     """Standard deviation over ``axis``: ``sqrt(reduce_variance(x, axis))``.  Where the
     variance is 0 the gradient is NaN, as TensorFlow's.
 
@@ -314,80 +403,12 @@ def reduce_std(x, axis=None, keepdims=False):
 
 # ---------------------------------------------------------------------------------- norms
 
-def _swap(x):
-    return transpose(x, tuple(builtins.range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
-
-
-def _top_pair_change(t, factors):
-    """How ``u1 v1^T`` (top singular vectors) changes when the matrices change by ``t``.
-
-    With ``A = U diag(s) V^T`` (thin SVD), x = U^T t v1 and y = V^T t^T u1 (Townsend,
-    "Differentiating the singular value decomposition", 2016):
-    du1 = U (w1 x + w2 y) + (t v1 - U x) / s1,  dv1 = V (w2 x + w1 y) + (t^T u1 - V y) / s1,
-    w1[i] = s1 / (s1^2 - s[i]^2), w2[i] = s[i] / (s1^2 - s[i]^2) (both 0 for i = 1).  It is
-    the Hessian of s1, so self-adjoint: the same map is the JVP and the VJP.  ``t`` may have
-    leading batch dimensions.
-    """
-    U, V, w1, w2, inv_s1 = [wrap(f) for f in factors]
-    u1, v1 = wrap(factors[0][..., :1]), wrap(factors[1][..., :1])
-    a, b = matmul(t, v1), matmul(_swap(t), u1)
-    x, y = matmul(_swap(U), a), matmul(_swap(V), b)
-    du = matmul(U, w1 * x + w2 * y) + (a - matmul(U, x)) * inv_s1
-    dv = matmul(V, w2 * x + w1 * y) + (b - matmul(V, y)) * inv_s1
-    return matmul(du, _swap(v1)) + matmul(u1, _swap(dv))
-
-
-# The gradient of the spectral norm, u1 v1^T, as a primitive of the matrices: its derivative
-# is exact, but it treats the SVD factors as constants, so derivatives of the spectral norm
-# are exact to second order and not beyond.  Each computes its SVD from its input (a compiled
-# function replays them with each call's matrices); the rules of the second order read the
-# matrices' values (a traced function refuses them).
-def _factors_of(a):
-    return _spectral_factors(concrete_value(a, "the second derivative of norm(ord=2)"))[1]
-
-
-def _top_pair_impl(values, attrs):
-    _, (U, V, _, _, _) = _spectral_factors(values[0])
-    return U[..., :1] @ _backend.module_of(V).swapaxes(V[..., :1], -1, -2)
-
-
-_TOP_PAIR = Primitive("norm(ord=2) gradient", _top_pair_impl,
-                      lambda g, saved, attrs, needs: (_top_pair_change(g, _factors_of(saved[0])),),
-                      lambda tangents, saved, out, attrs, batch:
-                      _top_pair_change(tangents[0], _factors_of(saved[0])), save=save_inputs)
-
-
-def _top_pair(a):
-    return bind(_TOP_PAIR, (a,))
-
-
-_SPECTRAL = Primitive(
-    "norm(ord=2)", lambda values, attrs: _spectral_factors(values[0])[0],
-    lambda g, saved, attrs, needs: (reshape(g, g.shape + (1, 1)) * _top_pair(saved[0]),),
-    lambda tangents, saved, out, attrs, batch:
-    reduce_sum(tangents[0] * _top_pair(saved[0]), (-2, -1)), save=save_inputs)
-
-
-def _spectral_factors(v):
-    """The largest singular value of each matrix of the raw array ``v`` (..., m, n), and the
-    constants of its derivatives: (U, V, w1, w2, 1 / s1) of :func:`_top_pair_change`."""
-    xp = _backend.module_of(v)
-    u, s, vh = xp.linalg.svd(v, full_matrices=False)
-    s1 = s[..., :1]
-    with numpy.errstate(divide="ignore", invalid="ignore"):
-        gap = s1 * s1 - s * s
-        w1, w2, inv_s1 = s1 / gap, s / gap, 1 / s1
-    # i = 1 takes no part; a tie s[i] = s1 stays inf: there the norm has no second derivative
-    w1[..., 0] = w2[..., 0] = 0
-    return s[..., 0], (u, xp.swapaxes(vh, -1, -2), w1[..., None], w2[..., None],
-                       inv_s1[..., None])
-
-
 def _spectral_norm(a):
-    """The largest singular value of each matrix of ``a`` (..., m, n)."""
+    """The largest singular value of each matrix of ``a`` (..., m, n), through
+    :func:`gpuad.linalg.svd`: TensorFlow's SVD rules, differentiable to any order."""
     if a.size == 0:
         return zeros(a.shape[:-2], a.dtype, a.backend)
-    return bind(_SPECTRAL, (a,))
+    return svd(a, compute_uv=False)[..., 0]
 
 
 def _normaxes_arg(axis, shape):
@@ -407,7 +428,8 @@ def _normaxes_arg(axis, shape):
     return axes, len(axes) == 2
 
 
-def norm(tensor, ord="euclidean", axis=None, keepdims=False):  # noqa: A002 (TF's name)
+def norm(tensor: TensorLike, ord: str | float = "euclidean",  # noqa: A002 (TF's name)
+         axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """Vector and matrix norms, as ``tf.norm``.
 
     Parameters
@@ -465,12 +487,36 @@ def norm(tensor, ord="euclidean", axis=None, keepdims=False):  # noqa: A002 (TF'
         return reduce_sum(size, axes, keepdims)
     if ord == numpy.inf:
         return reduce_max(size, axes, keepdims)
-    return _ops.pow(reduce_sum(_ops.pow(size, ord), axes, keepdims), 1.0 / ord)
+    return _ops.pow(reduce_sum(_ops.pow(size, ord), axes, keepdims), 1.0 / typing.cast(float, ord))
+
+
+def reduce_euclidean_norm(input_tensor: TensorLike, axis: int | Sequence[int] | None = None,
+                          keepdims: bool = False) -> Tensor:
+    """The Euclidean norm ``sqrt(sum(x * x))`` over ``axis``, as
+    ``tf.math.reduce_euclidean_norm``; an integer tensor gives an integer norm (truncated).
+
+    The gradient is ``x / norm``; where the norm is 0 it is NaN (0 / 0), as TensorFlow's
+    (``tf.math.reduce_euclidean_norm`` gives NaN there too).
+
+    Examples
+    --------
+    >>> import gpuad as ad
+    >>> ad.math.reduce_euclidean_norm(ad.constant([[3.0, 4.0], [0.0, 0.0]]), axis=1).numpy()
+    array([5., 0.], dtype=float32)
+    >>> ad.math.reduce_euclidean_norm(ad.constant([[1, 2, 3], [1, 1, 1]])).numpy()
+    array(4, dtype=int32)
+    """
+    x = _input("reduce_euclidean_norm", input_tensor, arg="input_tensor")
+    axes = axes_arg("reduce_euclidean_norm", axis, x.shape)
+    if x.dtype.kind in "iu":  # no gradient: in float64, truncated back
+        wide = cast(x, numpy.float64)
+        return cast(_ops.floor(_ops.sqrt(reduce_sum(wide * wide, axes, keepdims))), x.dtype)
+    return _ops.sqrt(reduce_sum(x * x, axes, keepdims))
 
 
 # ---------------------------------------------------------------------------- argmax, argmin
 
-def _arg_reduction(name, numpy_name):
+def _arg_reduction(name: str, numpy_name: str) -> typing.Any:  # typed by _ArgReduction
     primitive = Primitive(name, lambda values, attrs: getattr(
         _backend.module_of(values[0]), numpy_name)(values[0], axis=attrs[0]).astype(attrs[1]))
 
@@ -486,6 +532,7 @@ def _arg_reduction(name, numpy_name):
             raise ValueError(f"{name}: axis {axis} of input shape {x.shape} is empty")
         return bind(primitive, (x,), (axis, index_dtype_arg(name, "output_type", output_type)))
     op.__name__ = op.__qualname__ = name
+    op.primitive = primitive  # type: ignore[attr-defined]  # for gpuad.vmap's batching rule
     op.__doc__ = f"""The index of the {name[3:]}imum of ``input`` along ``axis`` (default 0, as
     ``tf.math.{name}``), int64 (or ``output_type`` int32); the first one on ties; no gradient.
 
@@ -496,13 +543,21 @@ def _arg_reduction(name, numpy_name):
     return op
 
 
-argmax = _arg_reduction("argmax", "argmax")
-argmin = _arg_reduction("argmin", "argmin")
+class _ArgReduction(typing.Protocol):  # argmax and argmin, for mypy
+    primitive: Primitive
+
+    def __call__(self, input: TensorLike, axis: int | None = None,  # noqa: A002
+                 output_type: DTypeLike = numpy.int64) -> Tensor: ...
+
+
+argmax: _ArgReduction = _arg_reduction("argmax", "argmax")
+argmin: _ArgReduction = _arg_reduction("argmin", "argmin")
 
 
 # ------------------------------------------------------------------------- clipping by norm
 
-def clip_by_norm(t, clip_norm, axes=None):
+def clip_by_norm(t: TensorLike, clip_norm: TensorLike,
+                 axes: int | Sequence[int] | None = None) -> Tensor:
     """``t`` scaled down so that its L2 norm over ``axes`` is at most ``clip_norm``, as
     ``tf.clip_by_norm``: ``t * clip_norm / maximum(norm, clip_norm)``; an all-zero ``t`` has
     gradient 1, not NaN.
@@ -519,7 +574,7 @@ def clip_by_norm(t, clip_norm, axes=None):
     return t * clip_norm / _ops.maximum(l2, clip_norm)
 
 
-def global_norm(t_list):
+def global_norm(t_list: Sequence[Tensor | None]) -> Tensor:
     """The L2 norm of all the Tensors of ``t_list`` together (None entries skipped), as
     ``tf.linalg.global_norm``.
 
@@ -536,7 +591,8 @@ def global_norm(t_list):
     return _ops.sqrt(total)
 
 
-def clip_by_global_norm(t_list, clip_norm, use_norm=None):
+def clip_by_global_norm(t_list: Sequence[Tensor | None], clip_norm: Tensor | float,
+                        use_norm: Tensor | None = None) -> tuple[list[Tensor | None], Tensor]:
     """Every Tensor of ``t_list`` scaled by ``clip_norm / maximum(global_norm, clip_norm)``,
     as ``tf.clip_by_global_norm``; returns ``(clipped list, global_norm)`` (None entries stay
     None). ``use_norm`` replaces the computed global norm.

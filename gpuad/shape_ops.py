@@ -6,6 +6,8 @@ written with gpuad ops (slices and constant padding), so they are differentiable
 """
 import builtins
 import numbers
+import typing
+from collections.abc import Sequence
 
 import numpy
 
@@ -15,7 +17,7 @@ from .array_ops import (axes_arg, broadcast_to, convert_like, convert_to_tensor,
                         getitem, index_dtype_arg, reshape, same_backend, shape_arg, tensor_arg,
                         tensor_list, transpose, zeros)
 from .core import Primitive, bind, names_memory_errors
-from .tensor import Tensor
+from .tensor import DTypeLike, Tensor, TensorLike
 
 __all__ = ["expand_dims", "squeeze", "concat", "split", "tile", "pad", "gather",
            "boolean_mask", "shape", "size", "rank", "reverse", "roll", "one_hot", "repeat"]
@@ -36,7 +38,7 @@ def _axis(op, axis, shape):
     return axis % len(shape)
 
 
-def expand_dims(input, axis):  # noqa: A002 (TF's name)
+def expand_dims(input: TensorLike, axis: int) -> Tensor:  # noqa: A002 (TF's name)
     """Insert an axis of size 1 at ``axis`` (in ``[-rank - 1, rank]``).
 
     >>> import gpuad as ad
@@ -52,7 +54,7 @@ def expand_dims(input, axis):  # noqa: A002 (TF's name)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
-def squeeze(input, axis=None):  # noqa: A002
+def squeeze(input: TensorLike, axis: int | Sequence[int] | None = None) -> Tensor:  # noqa: A002
     """Remove axes of size 1: all of them, or those in ``axis`` (an int or a tuple), which
     must have size 1.
 
@@ -100,7 +102,7 @@ def _concat(tensors, axis):
     return bind(_CONCAT, tuple(tensors), (axis, tuple(t.shape[axis] for t in tensors)))
 
 
-def concat(values, axis):
+def concat(values: Sequence[TensorLike], axis: int) -> Tensor:
     """Join a list of tensors along an existing ``axis``; the other dimensions must agree.
 
     >>> import gpuad as ad
@@ -123,7 +125,8 @@ def concat(values, axis):
 
 # ----------------------------------------------------------------------------------- split
 
-def split(value, num_or_size_splits, axis=0):
+def split(value: TensorLike, num_or_size_splits: int | Sequence[int] | Tensor,
+          axis: int = 0) -> list[Tensor]:
     """Split ``value`` along ``axis`` into a list of tensors, as ``tf.split``.
 
     ``num_or_size_splits``: a count of equal parts (which must divide the axis), or a list of
@@ -138,7 +141,7 @@ def split(value, num_or_size_splits, axis=0):
         raise ValueError("split: cannot split a 0-d tensor")
     axis = _axis("split", axis, x.shape)
     n = x.shape[axis]
-    splits = num_or_size_splits
+    splits: typing.Any = num_or_size_splits  # a Tensor, an int or a list of ints
     if isinstance(splits, Tensor):
         splits = splits.numpy().tolist()
     if isinstance(splits, (numbers.Integral, numpy.integer)) and not isinstance(splits, bool):
@@ -165,7 +168,7 @@ def split(value, num_or_size_splits, axis=0):
 # ------------------------------------------------------------------------------------ tile
 
 @names_memory_errors("tile")
-def tile(input, multiples):  # noqa: A002
+def tile(input: TensorLike, multiples: int | Sequence[int] | Tensor) -> Tensor:  # noqa: A002
     """Repeat ``input`` ``multiples[i]`` times along each axis ``i``, as ``tf.tile``.
 
     >>> import gpuad as ad
@@ -233,7 +236,8 @@ def _pad(x, paddings, mode, constant):
     return bind(_PAD, (x,), (paddings, mode, constant))
 
 
-def pad(tensor, paddings, mode="CONSTANT", constant_values=0):
+def pad(tensor: TensorLike, paddings: TensorLike, mode: str = "CONSTANT",
+        constant_values: TensorLike = 0) -> Tensor:
     """Pad ``tensor`` as ``tf.pad``.
 
     Parameters
@@ -289,7 +293,7 @@ def _indextensor_arg(op, value, like):
     return value
 
 
-def gather(params, indices, axis=0, batch_dims=0):
+def gather(params: TensorLike, indices: TensorLike, axis: int = 0, batch_dims: int = 0) -> Tensor:
     """Gather slices of ``params`` along ``axis`` at ``indices``, as ``tf.gather``.
 
     The result has shape ``params.shape[:axis] + indices.shape[batch_dims:] +
@@ -334,7 +338,7 @@ def gather(params, indices, axis=0, batch_dims=0):
     return transpose(out, perm)
 
 
-def boolean_mask(tensor, mask, axis=0):
+def boolean_mask(tensor: TensorLike, mask: TensorLike, axis: int = 0) -> Tensor:
     """The entries of ``tensor`` where ``mask`` is true, as ``tf.boolean_mask``.
 
     ``mask`` (bool, k-D) must have the shape ``tensor.shape[axis:axis + k]``; those k axes
@@ -362,7 +366,7 @@ def boolean_mask(tensor, mask, axis=0):
 
 # ------------------------------------------------- shape, size, rank, reverse, roll, one_hot
 
-def shape(input, out_type=numpy.int32):  # noqa: A002
+def shape(input: TensorLike, out_type: DTypeLike = numpy.int32) -> Tensor:  # noqa: A002
     """The shape of ``input`` as a 1-D int32 (or int64) Tensor, as ``tf.shape``.
 
     >>> import gpuad as ad
@@ -374,7 +378,7 @@ def shape(input, out_type=numpy.int32):  # noqa: A002
                   x.shape)
 
 
-def size(input, out_type=numpy.int32):  # noqa: A002
+def size(input: TensorLike, out_type: DTypeLike = numpy.int32) -> Tensor:  # noqa: A002
     """The number of elements of ``input`` as a scalar int32 (or int64) Tensor, as ``tf.size``.
 
     >>> import gpuad as ad
@@ -385,7 +389,7 @@ def size(input, out_type=numpy.int32):  # noqa: A002
     return create("size", "full", (), index_dtype_arg("size", "out_type", out_type), x.backend, x.size)
 
 
-def rank(input):  # noqa: A002
+def rank(input: TensorLike) -> Tensor:  # noqa: A002
     """The number of dimensions of ``input`` as a scalar int32 Tensor, as ``tf.rank``.
 
     >>> import gpuad as ad
@@ -396,7 +400,7 @@ def rank(input):  # noqa: A002
     return create("rank", "full", (), numpy.int32, x.backend, x.ndim)
 
 
-def reverse(tensor, axis):
+def reverse(tensor: TensorLike, axis: int | Sequence[int]) -> Tensor:
     """``tensor`` with the order of its elements reversed along each axis in ``axis``, as
     ``tf.reverse`` (a slice with step -1, so differentiable again).
 
@@ -410,7 +414,8 @@ def reverse(tensor, axis):
                             for i in builtins.range(x.ndim)))
 
 
-def roll(input, shift, axis):  # noqa: A002
+def roll(input: TensorLike, shift: int | Sequence[int],  # noqa: A002
+         axis: int | Sequence[int]) -> Tensor:
     """Elements of ``input`` shifted by ``shift`` along ``axis``, wrapping around, as
     ``tf.roll``; ``shift`` and ``axis`` may be lists of equal length (an axis named twice
     shifts by the sum). Differentiable: the gradient rolls back.
@@ -420,8 +425,10 @@ def roll(input, shift, axis):  # noqa: A002
     [3, 4, 0, 1, 2]
     """
     x = tensor_arg(input, "roll", "input")
-    shifts = [shift] if isinstance(shift, numbers.Integral) else list(shift)
-    axes = [axis] if isinstance(axis, numbers.Integral) else list(axis)
+    shifts = [shift] if isinstance(shift, numbers.Integral) else \
+        list(typing.cast(Sequence[int], shift))
+    axes = [axis] if isinstance(axis, numbers.Integral) else \
+        list(typing.cast(Sequence[int], axis))
     if len(shifts) != len(axes):
         raise ValueError(f"roll: shift and axis must have the same length, got {len(shifts)} "
                          f"shifts and {len(axes)} axes")
@@ -438,7 +445,9 @@ def roll(input, shift, axis):  # noqa: A002
     return x
 
 
-def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None):
+def one_hot(indices: TensorLike, depth: int, on_value: TensorLike | None = None,
+            off_value: TensorLike | None = None, axis: int | None = None,
+            dtype: DTypeLike | None = None) -> Tensor:
     """A one-hot encoding of integer ``indices``, as ``tf.one_hot``: a new axis of size
     ``depth`` (last, or at ``axis``) holds ``on_value`` (default 1) at each index and
     ``off_value`` (default 0) elsewhere; an index outside ``[0, depth)`` gives all
@@ -478,7 +487,8 @@ def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None
     return _ops.where(hot, on, off)
 
 
-def repeat(input, repeats, axis=None):  # noqa: A002
+def repeat(input: TensorLike, repeats: TensorLike,  # noqa: A002
+           axis: int | None = None) -> Tensor:
     """Each element (or slice along ``axis``) of ``input`` repeated, as ``tf.repeat``:
     ``repeats`` is one int or one int per element along ``axis``; ``axis=None`` flattens
     first. A gather, so the gradient sums the copies.

@@ -11,6 +11,10 @@ Each expression is parsed with :mod:`ast` and rendered three ways:
 * :func:`cuda_expression` -- CUDA C++ for one fused ``cupy.ElementwiseKernel`` per primitive
   and set of needed gradients (:func:`vjp_kernel_spec`, :func:`forward_kernel_spec`).
 
+For complex data (:data:`COMPLEX_ENTRIES`) the VJP conjugates the partial, ``g * conj(d_x)``
+(TensorFlow's convention, docs/dtypes.md); float16 and complex kernels are
+:func:`scalar_kernel`'s (float16 computed in float).
+
 Multiplying a partial by ``g`` is done symbolically (:func:`scale`): ``g * where(c, 1, 0)``
 becomes ``where(c, g, 0)``, exactly TensorFlow's select, so a NaN cotangent is not spread
 into the masked-off branch.
@@ -38,6 +42,7 @@ BUILTINS = {
     "where": ("where", None), "floor": ("floor", "floor"), "ceil": ("ceil", "ceil"),
     "round": ("rint", "rint"),  # half to even, as TensorFlow
     "floor_divide": ("floor_divide", "ad_floor_divide"), "remainder": ("remainder", "ad_remainder"),
+    "conj": ("conjugate", "conj"),  # only in complex VJPs (see conjugated); CuPy's complex.cuh
 }
 # The ufunc of each operator, named apart from the table's entries (an entry may be "add").
 OPERATOR_UFUNCS = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply",
@@ -46,6 +51,16 @@ _C_OPERATOR = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Gt: 
                ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!=",
                ast.And: "&&", ast.Or: "||"}
 RESERVED = {"g", "t", "out", "T"}  # names the renderers use themselves
+# The entries TensorFlow defines for complex64/complex128 whose partials are the complex
+# derivative f'(z) (abs, complex -> real, is gpuad.ops'); the VJP is g * conj(f'(z)).
+COMPLEX_ENTRIES = {"negative", "square", "sqrt", "rsqrt", "reciprocal", "exp", "expm1", "log",
+                   "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+                   "asinh", "acosh", "atanh", "sigmoid", "add", "subtract", "multiply", "divide",
+                   "pow", "where", "xlogy"}
+# partials that differ for complex inputs: pow's dy masks x == 0, not x <= 0 (TensorFlow's);
+# acosh's 1 / sqrt(x^2 - 1) has the wrong sign off the real axis, its factors do not
+COMPLEX_PARTIALS = {"pow": {"y": "where(x == 0, 0, out * log(x))"},
+                    "acosh": {"x": "1 / (sqrt(x - 1) * sqrt(x + 1))"}}
 
 
 class Entry:
@@ -88,6 +103,19 @@ def _parse_line(line, lineno):
         raise ValueError(f"derivatives.txt:{lineno}: input names {sorted(RESERVED)} are reserved")
     ctypes = {a.arg: a.annotation.id for a in fn.args.args if a.annotation is not None}
     return Entry(fn.name, inputs, ctypes, forward, table)
+
+
+def complex_entry(entry):
+    """``entry`` with its complex partials (:data:`COMPLEX_PARTIALS`), saving what it saves
+    (the records of an op keep the real entry's values)."""
+    changed = COMPLEX_PARTIALS.get(entry.name)
+    if not changed:
+        return entry
+    partials = dict(entry.partials, **{n: ast.parse(e, mode="eval").body
+                                       for n, e in changed.items()})
+    derived = Entry(entry.name, entry.inputs, entry.ctypes, entry.forward, partials)
+    derived.saves = entry.saves
+    return derived
 
 
 def load(path=None):
@@ -428,9 +456,22 @@ def python_source(expr, root_out=False, in_place=False):
     return ast.unparse(ast.fix_missing_locations(expr))
 
 
-def vjp_exprs(entry, needs):
-    """The VJP expressions ``g * d_x`` for the inputs flagged in ``needs`` (else None)."""
-    return [scale(ast.Name("g"), entry.partials[name]) if need and name in entry.partials
+def conjugated(expr):
+    """``conj(expr)``, pushed into ``where`` branches and dropped on constants (real)."""
+    if not any(isinstance(n, ast.Name) for n in ast.walk(expr)):  # -1, 0.5 * 2: real
+        return expr
+    if isinstance(expr, ast.Call) and getattr(expr.func, "id", "") == "where":
+        cond, a, b = expr.args
+        return ast.Call(ast.Name("where"), [cond, conjugated(a), conjugated(b)], [])
+    return ast.Call(ast.Name("conj"), [expr], [])
+
+
+def vjp_exprs(entry, needs, conjugate=False):
+    """The VJP expressions ``g * d_x`` for the inputs flagged in ``needs`` (else None);
+    ``conjugate``: ``g * conj(d_x)``, TensorFlow's rule for complex inputs (docs/dtypes.md)."""
+    def partial(name):
+        return conjugated(entry.partials[name]) if conjugate else entry.partials[name]
+    return [scale(ast.Name("g"), partial(name)) if need and name in entry.partials
             else None for name, need in zip(entry.inputs, needs)]
 
 
@@ -464,17 +505,18 @@ def _python_body(params, prologue, exprs, in_place):
     return head + body, parts
 
 
-def python_vjp_source(entry, needs, fname, prologue="", in_place=False):
+def python_vjp_source(entry, needs, fname, prologue="", in_place=False, conjugate=False):
     """Source of ``def fname(g, <saves>)`` returning a tuple of one gradient (or None) per
     input.
 
     ``prologue`` (a format string over ``{name}``) is run first for ``g`` and each saved
     name, e.g. to unwrap Tensors; ``T`` -- the type of literals -- must be bound by the
     namespace or by a prologue line; ``in_place`` lets NumPy ops reuse fresh buffers.  A
-    partial that is identically 0 (sign) gives ``zeros_like(g)``.
+    partial that is identically 0 (sign) gives ``zeros_like(g)``; ``conjugate``: the complex
+    rule ``g * conj(d_x)``.
     """
     params = ("g",) + entry.saves
-    body, results = _python_body(params, prologue, vjp_exprs(entry, needs), in_place)
+    body, results = _python_body(params, prologue, vjp_exprs(entry, needs, conjugate), in_place)
     return f"def {fname}({', '.join(params)}):\n{body}    return ({', '.join(results)},)\n"
 
 
@@ -597,12 +639,12 @@ def forward_kernel_spec(entry):
                        [("out", entry.forward)])
 
 
-def vjp_kernel_spec(entry, needs):
+def vjp_kernel_spec(entry, needs, conjugate=False):
     """The fused VJP kernel: one launch reads ``g`` and the saved values once and writes each
-    needed gradient ``g<input>`` once."""
-    outputs = [(f"g{n}", e) for n, e in zip(entry.inputs, vjp_exprs(entry, needs))
+    needed gradient ``g<input>`` once (``conjugate``: complex, ``g * conj(d_x)``)."""
+    outputs = [(f"g{n}", e) for n, e in zip(entry.inputs, vjp_exprs(entry, needs, conjugate))
                if e is not None]
-    grads = "_".join(n[1:] for n, _ in outputs)
+    grads = "_".join(n[1:] for n, _ in outputs) + ("_conj" if conjugate else "")
     return kernel_spec(f"gpuad_vjp_{entry.name}_{grads}", entry.ctypes,
                        ("g",) + entry.inputs + ("out",), outputs)
 
@@ -632,6 +674,60 @@ def kernel_specs(entries):
     return specs
 
 
+def complex_kernel_specs(entries):
+    """The kernels the CuPy backend launches for complex data: the VJPs ``g * conj(d_x)`` of
+    the entries in :data:`COMPLEX_ENTRIES` (complex forwards and JVPs run as CuPy's ufuncs
+    and gpuad ops)."""
+    specs = []
+    for entry in (complex_entry(entries[n]) for n in sorted(COMPLEX_ENTRIES)):
+        grads = [n in entry.partials for n in entry.inputs]
+        for needs in itertools.product((False, True), repeat=len(entry.inputs)):
+            if any(needs) and all(g or not n for g, n in zip(grads, needs)):
+                specs.append(vjp_kernel_spec(entry, needs, conjugate=True))
+    return specs
+
+
+# C type of a kernel -> (the type it computes in, its storage type, a name for kernel names).
+# float16 is stored as its bits and computed in float (ad_load_half / ad_store_half, PTX
+# conversions: NVRTC without CUDA's headers has no __half); complex uses CuPy's complex.cuh.
+SCALAR_KERNEL_TYPES = {"half": ("float", "unsigned short", "half"),
+                       "complex<float>": ("complex<float>", "complex<float>", "complex64"),
+                       "complex<double>": ("complex<double>", "complex<double>", "complex128")}
+COMPLEX_HEADER = "#include <cupy/complex.cuh>\n"
+
+
+def scalar_kernel(spec, preamble, ctype, kinds):
+    """CUDA source of ``spec`` for float16 or complex data (``ctype`` a key of
+    :data:`SCALAR_KERNEL_TYPES`): one element per thread and step of a grid-stride loop,
+    float16 loaded as float and stored rounded to float16.  ``kinds`` as
+    :func:`contiguous_kernel`'s; a ``"value"`` of type ``T`` is passed in the compute type.
+    Returns ``(source, kernel name)``."""
+    compute, storage, tag = SCALAR_KERNEL_TYPES[ctype]
+    half = ctype == "half"
+    kernel_name = f"{spec.name}_{tag}_{''.join(k[0] for k in kinds)}"
+    params, loads = [], []
+    for (n, c), kind in zip(spec.params, kinds):
+        if kind == "value":
+            params.append(f"const {compute if c == 'T' else c} {n}_s")
+            loads.append(f"const {'T' if c == 'T' else c} {n} = {n}_s;")
+            continue
+        at = "0" if kind == "one" else "i"
+        params.append(f"const {storage if c == 'T' else c}* __restrict__ {n}_p")
+        value = f"ad_load_half({n}_p[{at}])" if half and c == "T" else f"{n}_p[{at}]"
+        loads.append(f"const {'T' if c == 'T' else c} {n} = {value};")
+    params += [f"{storage}* __restrict__ {n}_p" for n in spec.outputs] + ["long long n"]
+    stores = " ".join(f"{n}_p[i] = {f'ad_store_half({n})' if half else n};"
+                      for n in spec.outputs)
+    header = COMPLEX_HEADER if ctype.startswith("complex") else ""
+    return (f"{header}{preamble}\nextern \"C\" __global__ void {kernel_name}("
+            f"{', '.join(params)}) {{\n  typedef {compute} T;\n"
+            f"  const long long stride = (long long)blockDim.x * gridDim.x;\n"
+            f"  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; "
+            f"i += stride) {{\n    {' '.join(loads)}\n"
+            f"    {' '.join(f'T {n};' for n in spec.outputs)}\n    {spec.operation}\n"
+            f"    {stores}\n  }}\n}}\n", kernel_name)
+
+
 def contiguous_kernel(spec, preamble, ctype, kinds):
     """CUDA source of ``spec`` as the RawKernel the CuPy backend launches on contiguous data.
 
@@ -639,8 +735,11 @@ def contiguous_kernel(spec, preamble, ctype, kinds):
     vector loads), ``"one"`` (a one-element array, read once: broadcasting without a copy) or
     ``"value"`` (a scalar passed by value).  Each thread handles a vector of 4 floats or 2
     doubles, so even a one-read-one-write kernel moves data at close to copy bandwidth.
-    Returns ``(source, kernel name)``; NVRTC compiles these in CI without a GPU.
+    Returns ``(source, kernel name)``; NVRTC compiles these in CI without a GPU.  float16
+    and complex kernels are :func:`scalar_kernel`'s.
     """
+    if ctype in SCALAR_KERNEL_TYPES:
+        return scalar_kernel(spec, preamble, ctype, kinds)
     operation, outs = spec.operation, spec.outputs
     width, vector = (4, "float4") if ctype == "float" else (2, "double2")
     kernel_name = f"{spec.name}_{ctype}_{''.join(k[0] for k in kinds)}"

@@ -10,17 +10,17 @@ unless an outer recorder knows one of the step's values; then it runs the VJP as
 which that recorder records, so gradients of gradients work to any order.
 """
 import contextlib
-import warnings
+import typing
 
 import numpy
 
-from . import array_ops, core, forward, numpy_memory
+from . import array_ops, core, forward, numpy_memory, user_warnings
 from .backends import module_of
 from .forward import UnconnectedGradients, unconnected_gradients_value
 from .nest import flatten
 from .ops import add
 from .array_ops import convert_like
-from .tensor import Tensor
+from .tensor import Tensor, TensorStructure
 from .variables import Variable
 
 
@@ -134,7 +134,7 @@ class GradientTape:
 
     _forward = False  # a reverse-mode recorder (ForwardAccumulator is the forward one)
 
-    def __init__(self, persistent=False, watch_accessed_variables=True):
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
         self._persistent = bool(persistent)
         self._watch_accessed = bool(watch_accessed_variables)
         self._ids = set()
@@ -143,17 +143,16 @@ class GradientTape:
         self._recording = False
         self._used = False
 
-    def __enter__(self):
+    def __enter__(self) -> "GradientTape":
         if self._recording:
             raise ValueError("GradientTape: this tape is already recording (nested `with` "
                              "on the same tape)")
         self._push()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:  # exceptions propagate
         if self._recording:
             self._pop()
-        return False
 
     def _push(self):
         core.push_recorder(self)
@@ -172,7 +171,7 @@ class GradientTape:
         if isinstance(t, Variable):
             self._variables.setdefault(t._id, t)
 
-    def watch(self, tensor):
+    def watch(self, tensor: TensorStructure) -> None:
         """Watch a Tensor, Variable, or a nested list/tuple/dict of them.
 
         Watching a tensor that is not floating warns and has no effect, as TensorFlow;
@@ -183,13 +182,13 @@ class GradientTape:
                 raise ValueError(f"GradientTape.watch: Passed in object {t!r:.60} of type "
                                  f"{type(t).__name__!r}, not a Tensor or Variable")
             if t.dtype.kind not in "fc":
-                warnings.warn(f"GradientTape.watch: the watched tensor must be floating, "
-                              f"got {t.dtype}; it is not watched", stacklevel=2)
+                user_warnings.warn(f"GradientTape.watch: the watched tensor must be floating, "
+                                   f"got {t.dtype}; it is not watched")
                 continue
             self._watch_one(t)
 
     @contextlib.contextmanager
-    def stop_recording(self):
+    def stop_recording(self) -> typing.Iterator[None]:
         """Context manager in which this tape records nothing.
 
         >>> import gpuad as ad
@@ -209,7 +208,7 @@ class GradientTape:
         finally:
             self._push()
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget everything recorded and watched (the tape keeps recording if it was)."""
         self._ids, self._records, self._variables = set(), {}, {}
         self._used = False
@@ -221,13 +220,15 @@ class GradientTape:
                                f"set of gradients (or jacobians): GradientTape.{op} on a used "
                                f"tape; use GradientTape(persistent=True) to compute several")
 
-    def watched_variables(self):
+    def watched_variables(self) -> tuple[Variable, ...]:
         """The Variables this tape watches, in creation order (as TensorFlow: the order does
         not depend on which one the computation read first)."""
         return tuple([self._variables[i] for i in sorted(self._variables)])
 
-    def gradient(self, target, sources, output_gradients=None,
-                 unconnected_gradients=UnconnectedGradients.NONE):
+    def gradient(self, target: TensorStructure, sources: TensorStructure,
+                 output_gradients: TensorStructure = None,
+                 unconnected_gradients: UnconnectedGradients | str = UnconnectedGradients.NONE
+                 ) -> TensorStructure:
         """The gradient of ``target`` with respect to ``sources``.
 
         Parameters
@@ -252,10 +253,10 @@ class GradientTape:
             if not self._persistent:
                 self._pop()
             else:
-                warnings.warn("GradientTape.gradient on a persistent tape inside its context "
-                              "records the gradient computation on the tape itself; call it "
-                              "outside the context unless you want higher-order gradients",
-                              stacklevel=2)
+                user_warnings.warn("GradientTape.gradient on a persistent tape inside its "
+                                   "context records the gradient computation on the tape "
+                                   "itself; call it outside the context unless you want "
+                                   "higher-order gradients")
         targets = flatten(target)[0]
         for t in targets:
             if not isinstance(t, Tensor):
@@ -275,8 +276,10 @@ class GradientTape:
             self._ids, self._records = set(), {}  # release every saved array now
         return rebuild(result)
 
-    def jacobian(self, target, sources, unconnected_gradients=UnconnectedGradients.NONE,
-                 parallel_iterations=None, experimental_use_pfor=True):
+    def jacobian(self, target: Tensor, sources: TensorStructure,
+                 unconnected_gradients: UnconnectedGradients | str = UnconnectedGradients.NONE,
+                 parallel_iterations: int | None = None, experimental_use_pfor: bool = True
+                 ) -> TensorStructure:
         """The Jacobian of ``target`` with respect to each source, as ``tf.GradientTape.jacobian``.
 
         Each result has shape ``target.shape + source.shape``.  It costs one pass, not one per
@@ -297,8 +300,10 @@ class GradientTape:
         """
         return self._jacobian("jacobian", target, sources, unconnected_gradients, False)
 
-    def batch_jacobian(self, target, source, unconnected_gradients=UnconnectedGradients.NONE,
-                       parallel_iterations=None, experimental_use_pfor=True):
+    def batch_jacobian(self, target: Tensor, source: Tensor,
+                       unconnected_gradients: UnconnectedGradients | str =
+                       UnconnectedGradients.NONE, parallel_iterations: int | None = None,
+                       experimental_use_pfor: bool = True) -> Tensor | None:
         """Per-example Jacobians: ``result[i] = d target[i] / d source[i]``, of shape
         ``target.shape + source.shape[1:]``, assuming example ``i`` of the target depends only
         on example ``i`` of the source (as ``tf.GradientTape.batch_jacobian``).  Both need
@@ -380,8 +385,8 @@ class GradientTape:
                 raise TypeError(f"GradientTape.gradient: sources must be Tensors or "
                                 f"Variables, got {type(s).__name__}")
             if s.dtype.kind not in "fc":
-                warnings.warn(f"GradientTape.gradient: the dtype of a source must be "
-                              f"floating, got {s.dtype}; its gradient is None", stacklevel=3)
+                user_warnings.warn(f"GradientTape.gradient: the dtype of a source must be "
+                                   f"floating, got {s.dtype}; its gradient is None")
             elif s._id in self._ids:
                 source_ids.add(s._id)
         grads = backward(self, cotangents, source_ids, release=not self._persistent) \

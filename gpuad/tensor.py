@@ -5,8 +5,10 @@ Ops are installed on Tensor by the package (operators, indexing, iteration: see
 """
 import itertools
 import numbers
+import typing
 
 import numpy
+import numpy.typing
 
 from . import backends as _backend
 from .backends import cupy_ndarray, numpy_ndarray
@@ -30,9 +32,43 @@ class Tensor:
     """
 
     __slots__ = ("_value", "_id", "__weakref__")
-    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+    _value: typing.Any  # the numpy.ndarray or cupy.ndarray
+    _id: int  # what tapes know it by (0: never watched)
+
+    if typing.TYPE_CHECKING:  # installed by gpuad/__init__.py (the ops live in higher layers)
+        def __add__(self, other: "TensorLike") -> "Tensor": ...
+        def __radd__(self, other: "TensorLike") -> "Tensor": ...
+        def __sub__(self, other: "TensorLike") -> "Tensor": ...
+        def __rsub__(self, other: "TensorLike") -> "Tensor": ...
+        def __mul__(self, other: "TensorLike") -> "Tensor": ...
+        def __rmul__(self, other: "TensorLike") -> "Tensor": ...
+        def __truediv__(self, other: "TensorLike") -> "Tensor": ...
+        def __rtruediv__(self, other: "TensorLike") -> "Tensor": ...
+        def __floordiv__(self, other: "TensorLike") -> "Tensor": ...
+        def __rfloordiv__(self, other: "TensorLike") -> "Tensor": ...
+        def __mod__(self, other: "TensorLike") -> "Tensor": ...
+        def __rmod__(self, other: "TensorLike") -> "Tensor": ...
+        def __pow__(self, other: "TensorLike") -> "Tensor": ...
+        def __rpow__(self, other: "TensorLike") -> "Tensor": ...
+        def __matmul__(self, other: "TensorLike") -> "Tensor": ...
+        def __rmatmul__(self, other: "TensorLike") -> "Tensor": ...
+        def __lt__(self, other: "TensorLike") -> "Tensor": ...
+        def __le__(self, other: "TensorLike") -> "Tensor": ...
+        def __gt__(self, other: "TensorLike") -> "Tensor": ...
+        def __ge__(self, other: "TensorLike") -> "Tensor": ...
+        def __and__(self, other: "TensorLike") -> "Tensor": ...
+        def __or__(self, other: "TensorLike") -> "Tensor": ...
+        def __eq__(self, other: object) -> "Tensor": ...  # type: ignore[override]
+        def __ne__(self, other: object) -> "Tensor": ...  # type: ignore[override]
+        def __neg__(self) -> "Tensor": ...
+        def __pos__(self) -> "Tensor": ...
+        def __abs__(self) -> "Tensor": ...
+        def __invert__(self) -> "Tensor": ...
+        def __getitem__(self, key: typing.Any) -> "Tensor": ...
+        def __iter__(self) -> typing.Iterator["Tensor"]: ...
+
     __array_priority__ = 1000
-    __hash__ = None  # elementwise __eq__, as TensorFlow 2 (use id(t) as a key)
+    __hash__ = None  # type: ignore[assignment]  # elementwise __eq__, as TF 2: use id(t)
 
     @property
     def shape(self):
@@ -74,6 +110,37 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         value = self.numpy()
         return value if dtype is None else value.astype(dtype, copy=False)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # ndarray (op) Tensor arrives here: the Tensor's operator runs, so the tape sees it
+        dunder = _OPERATOR_UFUNCS.get(ufunc.__name__)
+        if dunder and method == "__call__" and not kwargs and len(inputs) == 2:
+            a, b = inputs
+            if isinstance(a, Tensor):
+                return getattr(a, f"__{dunder}__")(b)
+            return getattr(b, f"__{_REFLECTED.get(dunder, 'r' + dunder)}__")(a)
+        name = _GPUAD_NAME_OF_UFUNC.get(ufunc.__name__, ufunc.__name__)
+        raise TypeError(f"numpy.{ufunc.__name__} does not apply to a gpuad Tensor (NumPy would "
+                        f"copy it to the host and no tape would see the op): use gpuad.{name}, "
+                        f"or Tensor.numpy() for a NumPy array")
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Export the tensor's memory through DLPack (zero-copy; see :func:`gpuad.from_dlpack`)."""
+        given = {"stream": stream, "max_version": max_version, "dl_device": dl_device,
+                 "copy": copy}
+        return concrete_value(self, "Tensor.__dlpack__()").__dlpack__(
+            **{k: v for k, v in given.items() if v is not None})
+
+    def __dlpack_device__(self):
+        return self._value.__dlpack_device__()
+
+    @property
+    def __cuda_array_interface__(self):
+        """CUDA Array Interface of a CuPy-backed tensor (Numba, PyTorch, JAX read it)."""
+        if self.backend != "cupy":
+            raise AttributeError("a Tensor on the numpy backend has no __cuda_array_interface__")
+        return concrete_value(self, "Tensor.__cuda_array_interface__")\
+            .__cuda_array_interface__
 
     def _scalar(self, kind):
         if self._value.size != 1:
@@ -123,6 +190,22 @@ class Tensor:
 
     def __reduce__(self):
         return _unpickle_tensor, (_backend.to_numpy(self._value), self.backend)
+
+
+# numpy ufunc -> the Tensor operator it stands for (ndarray + Tensor calls numpy.add)
+_OPERATOR_UFUNCS = {
+    "add": "add", "subtract": "sub", "multiply": "mul", "divide": "truediv",
+    "true_divide": "truediv", "floor_divide": "floordiv", "remainder": "mod", "power": "pow",
+    "matmul": "matmul", "less": "lt", "less_equal": "le", "greater": "gt",
+    "greater_equal": "ge", "equal": "eq", "not_equal": "ne", "logical_and": "and",
+    "bitwise_and": "and", "logical_or": "or", "bitwise_or": "or"}
+# a comparison with the Tensor on the right is the mirrored comparison with it on the left
+_REFLECTED = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
+_GPUAD_NAME_OF_UFUNC = {
+    "absolute": "abs", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
+    "arctan2": "atan2", "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh",
+    "power": "pow", "remainder": "mod", "true_divide": "divide", "conjugate": "conj",
+    "fmax": "maximum", "fmin": "minimum", "rint": "round"}
 
 
 # Checks run before a Tensor's value becomes Python or NumPy data: gpuad.function's tracer
@@ -190,13 +273,28 @@ def contains_tensor(value):
         isinstance(value, (list, tuple)) and any(contains_tensor(v) for v in value))
 
 
-def host_array(value, dtype, op):
-    """Python data or a numpy/cupy array -> an array, before placing it on a backend."""
+def host_array(value, dtype, op, backend=None):
+    """Python data or a numpy/cupy array -> an array, before placing it on a backend.
+
+    Data read through DLPack is shared where it already lives on ``backend``'s device (or
+    anywhere when ``backend`` is None), copied otherwise.
+    """
     if _backend.is_array(value):
         if value.dtype.kind not in "biufc":  # object, str, bytes, void, datetime arrays
             raise TypeError(f"{op}: cannot convert an array of dtype {value.dtype} to a "
                             f"Tensor (expected bool, integer, floating or complex data)")
         return value
+    if isinstance(value, range):
+        value = list(value)  # as a list: Python ints become int32, as TensorFlow
+    if isinstance(value, memoryview) or (hasattr(value, "__array__")
+                                         and not hasattr(value, "__dlpack__")):
+        return host_array(numpy.asarray(value), dtype, op)
+    if hasattr(value, "__dlpack__"):  # torch, JAX, CuPy arrays: shared, not copied
+        try:
+            return host_array(_backend.from_dlpack(value, backend), dtype, op)
+        except (BufferError, RuntimeError) as error:
+            raise TypeError(f"{op}: cannot read {type(value).__name__} through DLPack: "
+                            f"{error}") from None
     if isinstance(value, (list, tuple)):
         try:
             array = numpy.asarray(value)
@@ -257,3 +355,14 @@ def cast_checked(array, dtype, op):
     if array.dtype.kind == "c" and dtype.kind == "f":
         raise TypeError(f"{op}: cannot convert complex data to a {dtype} Tensor")
     return array.astype(dtype)
+
+
+# ------------------------------------------------------------------------ type hints
+
+# What the public API converts to a Tensor (tf.types.experimental.TensorLike): Tensors and
+# Variables, NumPy and CuPy arrays and scalars, Python numbers and nested sequences of them
+TensorLike = typing.Union[Tensor, numpy.ndarray, numpy.generic, float, int, bool, complex,
+                          typing.Sequence[typing.Any]]
+# A nested structure of Tensors (lists, tuples, dicts), as GradientTape.gradient takes
+TensorStructure = typing.Any
+DTypeLike = numpy.typing.DTypeLike

@@ -3,6 +3,8 @@
 >>> import gpuad as ad
 >>> ad.testing.check_gradients(lambda x, y: ad.sin(x) * y, [[0.5, 1.0], [2.0, -1.0]], order=2)
 """
+import typing
+
 import numpy
 
 from .array_ops import convert_to_tensor, reduce_sum
@@ -75,7 +77,9 @@ def _compare(what, analytic, numeric, rtol, atol):
                 f"rtol={rtol}, atol={atol})")
 
 
-def check_gradients(f, args, order=1, eps=None, rtol=None, atol=None, seed=0):
+def check_gradients(f: typing.Callable[..., typing.Any], args: typing.Sequence[typing.Any],
+                    order: int = 1, eps: float | None = None, rtol: float | None = None,
+                    atol: float | None = None, seed: int = 0) -> None:
     """Check the derivatives of ``f`` against float64 central differences.
 
     Parameters

@@ -16,3 +16,14 @@ template <typename T> __device__ __forceinline__ T ad_remainder(T x, T y) {
     T r = fmod(x, y);  // Python's sign convention: the result takes the sign of y
     return (r != T(0) && ((r < T(0)) != (y < T(0)))) ? r + y : r;
 }
+// float16, stored as its bits: converted to float for the arithmetic, rounded to nearest back
+__device__ __forceinline__ float ad_load_half(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ unsigned short ad_store_half(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}

@@ -3,6 +3,12 @@
 The derivative-table entries are checked on CuPy by tests/test_table.py; here: the other ops,
 the fused-kernel path, float32 agreement with NumPy, the seed programs, backend mixing.
 """
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -110,3 +116,68 @@ def test_compiled_function_on_cupy_matches_eager(n):
         np.testing.assert_allclose(gw.numpy(), gw0.numpy(), rtol=1e-5, atol=1e-6)
     assert compiled.experimental_get_tracing_count() == 1
     assert "k_" in compiled.explain(x, w)  # the group launches one generated kernel
+
+
+def test_a_compiled_elementwise_step_is_relaunched_as_a_cuda_graph():
+    """From its second call the replay is one CUDA graph over buffers it owns: new input
+    values reach it, and a result returned earlier is not overwritten by later launches."""
+    rng = np.random.default_rng(2)
+    inputs = [ad.constant(rng.uniform(-2, 2, 1 << 16).astype(np.float32), backend="cupy")
+              for _ in range(4)]
+
+    def step(x):
+        with ad.GradientTape() as tape:
+            tape.watch(x)
+            y = ad.reduce_sum(ad.sin(x) ** 2 * ad.exp(-x * x))
+        return y, tape.gradient(y, x)
+    compiled = ad.function(step)
+    results = [compiled(x) for x in inputs]
+    assert "CUDA graph: captured as one CUDA graph" in compiled.explain(inputs[0])
+    for x, (y, g) in zip(inputs, results):  # each result still holds its own call's values
+        y0, g0 = step(x)
+        np.testing.assert_allclose(float(y), float(y0), rtol=1e-5)
+        np.testing.assert_allclose(g.numpy(), g0.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_compiled_step_with_matmuls_and_variables_is_right_captured_or_not():
+    """cuBLAS refuses capture in CuPy: the replay then runs uncaptured, with the same values;
+    Variables assigned inside hold the new values after each call."""
+    rng = np.random.default_rng(3)
+    w = ad.Variable(rng.normal(0, 0.1, (64, 32)).astype(np.float32))
+    w_eager = ad.Variable(w.numpy())
+    x = ad.constant(rng.normal(size=(16, 64)).astype(np.float32), backend="cupy")
+
+    def step(w, x):
+        with ad.GradientTape() as tape:
+            loss = ad.reduce_mean(ad.tanh(ad.matmul(x, w)) ** 2)
+        w.assign_sub(0.1 * tape.gradient(loss, w))
+        return loss
+    compiled = ad.function(step)
+    for _ in range(4):
+        np.testing.assert_allclose(float(compiled(w, x)), float(step(w_eager, x)), rtol=1e-5)
+        np.testing.assert_allclose(w.numpy(), w_eager.numpy(), rtol=1e-5, atol=1e-7)
+    assert "CUDA graph:" in compiled.explain(w, x)
+
+
+def test_generated_kernels_are_compiled_once_per_machine(tmp_path):
+    """A second process finds every cubin in the private disk cache and compiles nothing."""
+    program = textwrap.dedent("""
+        import numpy as np
+        import gpuad as ad
+        from gpuad import cuda
+        compiled = []
+        original = cuda.nvrtc_compile
+        cuda.nvrtc_compile = lambda *a, **k: compiled.append(1) or original(*a, **k)
+        x = ad.constant(np.linspace(-1, 1, 4096, dtype=np.float32), backend="cupy")
+        with ad.GradientTape() as tape:
+            tape.watch(x)
+            y = ad.reduce_sum(ad.sin(x) * ad.exp(x))
+        tape.gradient(y, x).numpy()
+        print(len(compiled))
+        """)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    counts = [int(subprocess.run([sys.executable, "-c", program], env=env, check=True,
+                                 capture_output=True, text=True, timeout=300).stdout)
+              for _ in range(2)]
+    assert counts[0] > 0 and counts[1] == 0, counts
+    assert stat.S_IMODE((tmp_path / "gpuad" / "cuda").stat().st_mode) == 0o700

@@ -96,3 +96,61 @@ def test_nvrtc_compiles_the_fused_kernels_of_compiled_functions(ctype):
     specs, preamble = _fused_kernels()
     sources = [table.contiguous_kernel(spec, "", ctype, kinds)[0] for spec, kinds in specs]
     assert len(cuda.nvrtc_compile(preamble + "\n".join(sources), f"fused_{ctype}.cu")) > 1000
+
+
+def _scalar_sources(specs, ctype):
+    """Each spec as the float16 or complex RawKernel: all inputs full-size, and the last one
+    element with the first (after the cotangent) a value."""
+    sources = []
+    for spec in specs:
+        n = len(spec.params)
+        for kinds in {("full",) * n, tuple(("value" if i == 1 else "one" if i == n - 1 and i
+                                             else "full") for i in range(n))}:
+            sources.append(table.scalar_kernel(spec, "", ctype, kinds)[0])
+    return sources
+
+
+def test_nvrtc_compiles_every_kernel_in_float16():
+    """float16 data: loaded as float, computed in float, stored rounded to float16."""
+    cubin = cuda.nvrtc_compile(table.cuda_preamble(ENTRIES) + "\n".join(
+        _scalar_sources(SPECS, "half")), "gpuad_half.cu")
+    assert len(cubin) > 1000
+
+
+@pytest.mark.parametrize("ctype", ["complex<float>", "complex<double>"])
+def test_nvrtc_compiles_the_complex_vjp_kernels(ctype):
+    """The conjugated VJPs g * conj(d_x) of every entry that takes complex numbers."""
+    specs = table.complex_kernel_specs(ENTRIES)
+    multiply = next(s for s in specs if s.name == "gpuad_vjp_multiply_x_y_conj")
+    assert multiply.operation == "gx = (g * conj(y)); gy = (g * conj(x));"
+    source = table.COMPLEX_HEADER + table.cuda_preamble(ENTRIES) + "\n".join(
+        _scalar_sources(specs, ctype))
+    assert len(cuda.nvrtc_compile(source, f"gpuad_{ctype[8:-1]}_complex.cu")) > 1000
+
+
+def test_nvrtc_compiles_the_fused_kernels_in_float16():
+    specs, preamble = _fused_kernels()
+    sources = [table.scalar_kernel(spec, "", "half", kinds)[0] for spec, kinds in specs]
+    assert len(cuda.nvrtc_compile(preamble + "\n".join(sources), "fused_half.cu")) > 1000
+
+
+def _optimizer_rules():
+    from gpuad.optimizers import SGD, Adagrad, Adam, RMSprop, _rule
+    optimizers = [SGD(), SGD(momentum=0.9), SGD(momentum=0.9, nesterov=True), Adam(),
+                  Adam(amsgrad=True), RMSprop(), RMSprop(momentum=0.5, centered=True),
+                  Adagrad()]
+    statements = {o._statements() for o in optimizers}
+    statements |= {("var = var - var * weight_decay_lr",) + s for s in statements}
+    rules = [_rule(s) for s in sorted(statements)]
+    return rules + [r for rule in rules for _, r in rule.statement_rules()]  # traced steps
+
+
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_nvrtc_compiles_the_optimizer_updates(ctype):
+    """Each optimizer's update (ad.optimizers): the CuPy ElementwiseKernel's arguments parse,
+    and its body compiles as a standalone kernel."""
+    rules = _optimizer_rules()
+    for rule in rules:
+        backends.cupy.ElementwiseKernel(*rule.kernel.elementwise_kernel_args())
+    source = "\n".join(rule.kernel.raw_source(ctype) for rule in rules)
+    assert len(cuda.nvrtc_compile(source, f"optimizers_{ctype}.cu")) > 1000

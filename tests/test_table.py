@@ -234,3 +234,27 @@ def test_mod_and_rounding_gradients_follow_tensorflow():
     assert gx.numpy().tolist() == [1.0, 1.0] and gy.numpy().tolist() == [-2.0, 3.0]
     for r in rounded:
         assert tape.gradient(r, [x, y]) == [None, None]
+
+
+def test_complex_vjps_conjugate_the_partials():
+    """TensorFlow's complex rule g * conj(d_x): conj pushed into selects, off constants."""
+    entries = table.load()
+    spec = table.vjp_kernel_spec(entries["multiply"], (True, True), conjugate=True)
+    assert spec.operation == "gx = (g * conj(y)); gy = (g * conj(x));"
+    where = table.vjp_kernel_spec(entries["where"], (False, True, True), conjugate=True)
+    assert "conj" not in where.operation  # partials 1 and 0: real
+    pow_dy = table.vjp_exprs(table.complex_entry(entries["pow"]), (False, True), True)[1]
+    assert table.ast.unparse(pow_dy) == "where(x == 0, 0, g * conj(out * log(x)))"
+    assert table.complex_entry(entries["pow"]).saves == entries["pow"].saves
+    assert table.COMPLEX_ENTRIES <= set(entries)
+
+
+def test_float16_kernels_compute_in_float():
+    spec = table.vjp_kernel_spec(table.load()["sin"], (True,))
+    source, name = table.contiguous_kernel(spec, "", "half", ("full", "value"))
+    assert name == "gpuad_vjp_sin_x_half_fv" and "typedef float T;" in source
+    assert "const T x = x_s;" in source and "const float x_s" in source  # a value: float
+    assert "const T g = ad_load_half(g_p[i]);" in source
+    assert "gx_p[i] = ad_store_half(gx);" in source
+    source, _ = table.contiguous_kernel(spec, "", "complex<float>", ("full", "full"))
+    assert source.startswith(table.COMPLEX_HEADER) and "typedef complex<float> T;" in source
