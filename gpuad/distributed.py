@@ -38,6 +38,7 @@ import numpy
 from . import backends as _backend
 from . import cuda, numpy_memory
 from .array_ops import convert_to_tensor
+from .core import raw
 from .forward import UnconnectedGradients
 from .nest import flatten
 from .tape import GradientTape
@@ -323,18 +324,25 @@ def _reduce_arrays(op, names, arrays, how, bucket_bytes):
         requests.append(_start_reduce(flat, how))
     out = list(arrays)
     for bucket, flat, request in zip(buckets, flats, requests):
-        if request is not None:
-            request.Wait()
-        if how == "average" and size() > 1:  # in the bucket's dtype (float32 for float16)
-            if flat.dtype.kind in "fc":
-                flat /= size()
-            else:  # integers truncate, as reduce_mean of an integer tensor
-                flat[...] = flat / size()
-        offset = 0
-        for i in bucket:
-            a = arrays[i]
-            out[i] = flat[offset:offset + a.size].reshape(a.shape).astype(a.dtype, copy=False)
-            offset += a.size
+        for i, a in zip(bucket, _unpack(flat, request, [arrays[i] for i in bucket], how)):
+            out[i] = a
+    return out
+
+
+def _unpack(flat, request, like, how):
+    """A bucket's reduced arrays, shaped and typed as ``like``, once its collective is done
+    (averaged in the bucket's dtype: float32 for float16)."""
+    if request is not None:
+        request.Wait()
+    if how == "average" and size() > 1:
+        if flat.dtype.kind in "fc":
+            flat /= size()
+        else:  # integers truncate, as reduce_mean of an integer tensor
+            flat[...] = flat / size()
+    out, offset = [], 0
+    for a in like:
+        out.append(flat[offset:offset + a.size].reshape(a.shape).astype(a.dtype, copy=False))
+        offset += a.size
     return out
 
 
@@ -504,6 +512,56 @@ def _reduce_gradients(op, grads, sources, how, bucket_bytes):
     return [None if a is None else wrap(a) for a in reduced]
 
 
+class _Streaming:
+    """The tape's ``on_final`` (gpuad.tape.backward): packs each bucket of gradients and
+    starts its collective as soon as the last of them is final, during the backward pass."""
+
+    def __init__(self, op, sources, how, bucket_bytes):
+        self.op, self.sources, self.how, self.bucket_bytes = op, sources, how, bucket_bytes
+        self.buckets = None  # planned by start(), when the pass begins
+
+    def start(self, read_ids):
+        """The pass begins; ``read_ids``: the sources some op read (each will get a
+        gradient).  All ranks agree on them, then on the buckets, before any data moves."""
+        self.arrays = [s._value if s._id in read_ids else None for s in self.sources]
+        names = _names_of(self.sources)
+        _check_agree(self.op, _signature(names, self.arrays), self.how)
+        _check_reducible(self.op, names, self.arrays, self.how)
+        # the last sources first (the last layers, whose gradients are final first); the
+        # buckets start in this order on every rank, whatever order their gradients come in
+        present = [k for k, a in enumerate(self.arrays) if a is not None][::-1]
+        self.buckets = [[present[j] for j in b] for b in
+                        plan_buckets([self.arrays[k] for k in present], self.bucket_bytes)]
+        self.waiting, self.started = [len(b) for b in self.buckets], 0
+        self.bucket_of = {k: b for b, bucket in enumerate(self.buckets) for k in bucket}
+        self.positions = {}  # a source's id -> its positions among the sources
+        for k in present:
+            self.positions.setdefault(self.sources[k]._id, []).append(k)
+        self.grads = [None] * len(self.sources)
+        self.flats, self.requests = [None] * len(self.buckets), [None] * len(self.buckets)
+
+    def __call__(self, source_id, grad):
+        for k in self.positions.get(source_id, ()):
+            a = self.arrays[k]  # an unconnected source read by some op: zeros
+            self.grads[k] = raw(grad) if grad is not None else \
+                _backend.module_of(a).zeros(a.shape, a.dtype)
+            self.waiting[self.bucket_of[k]] -= 1
+        while self.started < len(self.buckets) and not self.waiting[self.started]:
+            b, self.started = self.started, self.started + 1  # complete: send it now
+            self.flats[b] = _pack([self.grads[i] for i in self.buckets[b]])
+            self.requests[b] = _start_reduce(self.flats[b], self.how)
+
+    def finish(self, local):
+        """The reduced gradients (Tensors), in the sources' order; ``local``: what the tape
+        returned, kept where no op read the source (None, zeros, or ones for a target)."""
+        out = list(local)
+        for bucket, flat, request in zip(self.buckets, self.flats, self.requests):
+            for k, a in zip(bucket, _unpack(flat, request, [self.arrays[k] for k in bucket],
+                                             self.how)):
+                out[k] = wrap(a)
+        return out
+
+
 class DistributedGradientTape:
     """A ``GradientTape`` whose :meth:`gradient` returns gradients averaged across ranks, as
     ``hvd.DistributedGradientTape``: wrap the tape after recording, or use it as the
@@ -559,14 +617,24 @@ class DistributedGradientTape:
                  unconnected_gradients: typing.Any = UnconnectedGradients.NONE) -> typing.Any:
         """``tape.gradient(...)`` reduced across ranks (``op``, average by default).
 
-        The gradients are packed once the backward pass returns; each bucket's collective
-        starts as soon as it is packed (GradientTape has no per-gradient completion hook to
-        start them during the pass)."""
-        grads = self._tape.gradient(target, sources, output_gradients, unconnected_gradients)
+        The reduction overlaps the backward pass: a bucket's collective starts as soon as
+        the last of its gradients is final (the last layers' first).  A source that an op
+        read but the target does not depend on gets zeros, not None (every rank must send
+        the same buckets before it knows)."""
+        op = "DistributedGradientTape.gradient"
         flat_sources = flatten(sources)[0]
+        streaming = _Streaming(op, flat_sources, self._op, self._bucket_bytes)
+        self._tape._on_final = streaming
+        try:
+            grads = self._tape.gradient(target, sources, output_gradients,
+                                        unconnected_gradients)
+        finally:
+            self._tape._on_final = None
         flat_grads, rebuild = flatten(grads)
-        return rebuild(_reduce_gradients("DistributedGradientTape.gradient", flat_grads,
-                                         flat_sources, self._op, self._bucket_bytes))
+        if streaming.buckets is None:  # no backward pass ran: reduce what gradient returned
+            return rebuild(_reduce_gradients(op, flat_grads, flat_sources, self._op,
+                                             self._bucket_bytes))
+        return rebuild(streaming.finish(flat_grads))
 
 
 class DistributedOptimizer:

@@ -20,7 +20,7 @@ from . import disk_cache, user_warnings
 try:  # optional: pip install "gpuad[numba]"
     import numba
 except Exception:  # not installed, or an install that does not import
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 PARALLEL_MIN_ELEMENTS = 1 << 20  # below this one thread: starting the others costs more
 enabled = numba is not None and os.environ.get("GPUAD_NUMBA", "1") != "0"

@@ -60,20 +60,28 @@ def _cotangent_of_itself(source, targets, output_gradients):
     return g
 
 
-def backward(tape, cotangents, source_ids, release=False):
+def backward(tape, cotangents, source_ids, release=False, on_final=None):
     """Reverse mode over ``tape``'s records.
 
     ``cotangents``: {id: cotangent} for the targets.  Returns {id: cotangent} for every id
     reached, the sources among them.  With ``release`` (a non-persistent tape's only pass)
     each record is dropped once walked, so saved arrays are freed during the pass.
+
+    ``on_final``, if given, hears of each source's gradient as soon as it is final (so a
+    data-parallel tape can start reducing it during the pass): first ``on_final.start(ids)``
+    with the ids of the sources some record reads, then ``on_final(id, cotangent or None)``
+    for each of them once the walk has passed its first reader, the last record to add to it.
     """
     records, known = tape._records, tape._ids
     grads = dict(cotangents)
     stop = min(source_ids)
     outer = core.recorders()  # still recording: they may record this backward pass
     observed = core.observed()  # an observer must see every step: no fused rules
+    pending = _first_readers(records, source_ids, on_final)
     with numpy.errstate(all="ignore"):  # masked-off branches of where() may compute log(0)
         for oid in reversed(list(records)):
+            while pending and pending[-1][0] > oid:  # its readers are all walked: final
+                on_final(pending[-1][1], grads.get(pending.pop()[1]))
             if oid < stop:  # records are in id order: none below the first source matters
                 break
             entry = records.pop(oid) if release else records[oid]
@@ -96,7 +104,22 @@ def backward(tape, cotangents, source_ids, release=False):
                         _accumulate(grads, i, gi)
                     else:
                         grads[i] = gi
+        while pending:
+            on_final(pending[-1][1], grads.get(pending.pop()[1]))
     return grads
+
+
+def _first_readers(records, source_ids, on_final):
+    """[(id of the first record reading a source, the source's id)], last-walked first."""
+    if on_final is None:
+        return []
+    first = {}
+    for oid, entry in records.items():  # in id order
+        for i in entry.input_ids:
+            if i in source_ids and i not in first:
+                first[i] = oid
+    on_final.start(set(first))
+    return sorted((oid, i) for i, oid in first.items())
 
 
 class GradientTape:
@@ -142,6 +165,7 @@ class GradientTape:
         self._variables = {}
         self._recording = False
         self._used = False
+        self._on_final: typing.Any = None  # backward's on_final (gpuad.distributed sets it)
 
     def __enter__(self) -> "GradientTape":
         if self._recording:
@@ -389,8 +413,8 @@ class GradientTape:
                                    f"floating, got {s.dtype}; its gradient is None")
             elif s._id in self._ids:
                 source_ids.add(s._id)
-        grads = backward(self, cotangents, source_ids, release=not self._persistent) \
-            if source_ids and cotangents else {}
+        grads = backward(self, cotangents, source_ids, release=not self._persistent,
+                         on_final=self._on_final) if source_ids and cotangents else {}
         result = []
         for s in sources:
             g = grads.get(s._id) if s._id in source_ids else None

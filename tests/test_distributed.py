@@ -239,6 +239,30 @@ def test_world_of_one_reduces_gathers_and_broadcasts_structures():
 
 
 @mpi4py_here
+def test_buckets_are_reduced_during_the_backward_pass_last_layer_first(monkeypatch):
+    """Overlap: a bucket's collective starts as soon as its gradients are final, while the
+    tape still holds the records of the first layers; the result is the plain gradient."""
+    dist.init()
+    params = make_params(seed=3)
+    x, onehot = make_data()
+    inner = ad.GradientTape()
+    started = []  # (records the walk has not reached yet, the bucket's size)
+    original = dist._start_reduce
+    monkeypatch.setattr(dist, "_start_reduce", lambda flat, how: started.append(
+        (len(inner._records), flat.size)) or original(flat, how))
+    with inner:
+        loss = loss_of(params, x, onehot)
+    grads = dist.DistributedGradientTape(inner, bucket_bytes=1).gradient(loss, params)
+    with ad.GradientTape() as tape:
+        plain = tape.gradient(loss_of(params, x, onehot), params)
+    for g, want in zip(grads, plain):
+        np.testing.assert_allclose(g.numpy(), want.numpy(), rtol=1e-6)
+    # one bucket per Variable, the output layer's first: b2 (3), w2 (18), b1 (6), w1 (30)
+    assert [size for _, size in started] == [3, 18, 6, 30]
+    assert started[0][0] > 0 and started[-1][0] < started[0][0]
+
+
+@mpi4py_here
 def test_gradient_tape_keeps_structure_dtypes_and_none():
     dist.init()
     w16 = ad.Variable(np.array([1.5, -2.0], np.float16), name="w16")
