@@ -3,7 +3,8 @@ floor) and, when they import and see the GPU, torch on CUDA and jax on the GPU:
 
 W1 tape overhead (the 100-op scalar chain; us per op), W3 large elementwise (value and gradient
 of sum(sin(x)^2 exp(-x^2)), 1e8 float32), W4 the MLP training step (784-512-512-10, batch 256,
-float32); each for gpuad eager and compiled (``gpuad (function)``, traced by the check's call).  Each result is checked against float64 before it is timed; every timed call ends
+float32); each for gpuad eager and compiled (``gpuad (function)``, traced by the check's call);
+and an Adam step over 100 float32 tensors of 1e5 against ``torch.optim.Adam(fused=True)``.  Each result is checked against float64 before it is timed; every timed call ends
 with a device synchronize (cupy: Device().synchronize(), torch: torch.cuda.synchronize(),
 jax: block_until_ready), and one runs before each round.  Run through benchmarks/gpu_check.sh.
 """
@@ -17,6 +18,7 @@ from benchlib import check, jax, jnp, require, timed, torch
 from gpuad import backends
 from test_w1_tape_overhead import N, closed_form, gpuad_value_and_gradient, peer_forward, \
     torch_value_and_gradient
+from test_optimizers import LR as ADAM_LR, N_TENSORS as ADAM_TENSORS, SIZE as ADAM_SIZE
 from test_w4_mlp import gpuad_step, jax_step, make_data, numpy_floor, torch_step
 
 pytestmark = pytest.mark.gpu
@@ -189,3 +191,50 @@ def test_w4_gpu(benchmark, impl):
     check(impl, fn(*args), want, rtol=1e-3, atol=[1e-4 * np.abs(w).max() for w in want])
     timed(benchmark, "W4 GPU MLP 784-512-512-10 step, batch 256, float32", impl, fn, *args,
           sync=sync)
+
+
+# ------------------------------------------------------- the optimizer step (issue 15)
+
+@functools.cache
+def adam_data():
+    """test_optimizers.py's 100 float32 tensors of 1e5 and their gradients, with the first
+    step's closed forms in float64: Keras's (gpuad) and torch's (epsilon after the bias
+    correction)."""
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(ADAM_SIZE).astype(np.float32) for _ in range(ADAM_TENSORS)]
+    grads = [rng.standard_normal(ADAM_SIZE).astype(np.float32) for _ in range(ADAM_TENSORS)]
+    alpha = ADAM_LR * np.sqrt(1 - 0.999) / (1 - 0.9)
+    keras = [p - 0.1 * g * alpha / (np.sqrt(0.001 * g.astype(np.float64) ** 2) + 1e-7)
+             for p, g in zip(params, grads)]
+    torch_first = [p - ADAM_LR * g / (np.abs(g.astype(np.float64)) + 1e-7)
+                   for p, g in zip(params, grads)]
+    return params, grads, {"gpuad": keras, "torch-cuda": torch_first}
+
+
+def gpuad_adam_gpu(params, grads):
+    variables = [ad.Variable(cp.asarray(p)) for p in params]
+    gradients = [ad.constant(cp.asarray(g)) for g in grads]
+    with ad.backend("cupy"):  # the step counter and learning rate on the GPU too
+        opt = ad.optimizers.Adam(learning_rate=ADAM_LR)
+    return (lambda: opt.apply_gradients(zip(gradients, variables))), variables
+
+
+def torch_adam_gpu(params, grads):
+    tensors = [torch.nn.Parameter(torch.from_numpy(p.copy()).cuda()) for p in params]
+    for t, g in zip(tensors, grads):
+        t.grad = torch.from_numpy(g.copy()).cuda()
+    opt = torch.optim.Adam(tensors, lr=ADAM_LR, eps=1e-7, fused=True)
+    return opt.step, tensors
+
+
+@pytest.mark.parametrize("impl", ["gpuad", "torch-cuda"])
+def test_adam_step_gpu(benchmark, impl):
+    """Target (issue 15): gpuad's Adam (one generated kernel per variable) <= 1.0x
+    torch.optim.Adam(fused=True)."""
+    sync = require_gpu(impl)
+    params, grads, want = adam_data()
+    step, state = (gpuad_adam_gpu if impl == "gpuad" else torch_adam_gpu)(params, grads)
+    step()
+    sync()
+    check(impl, state, want[impl], rtol=1e-5, atol=1e-7)
+    timed(benchmark, "GPU optimizer: Adam step, 100 x 1e5 float32", impl, step, sync=sync)
