@@ -92,8 +92,11 @@ def cached_kernel(source, name):
     """
     arch = f"sm_{cupy.cuda.Device().compute_capability}"
     key = disk_cache.key_of(source, name, arch, _nvrtc.getVersion(), _COMPILE_OPTIONS)
-    cubin = disk_cache.load_or_build(disk_cache.private_dir("cuda"), f"{key}.cubin",
-                                     lambda: nvrtc_compile(source, f"{name}.cu", arch))
+    try:
+        cubin = disk_cache.load_or_build(disk_cache.private_dir("cuda"), f"{key}.cubin",
+                                         lambda: nvrtc_compile(source, f"{name}.cu", arch))
+    except RuntimeError:  # an NVRTC older than the device's architecture: CuPy's own way
+        return cupy.RawKernel(source, name, options=_COMPILE_OPTIONS)
     module = cupy.cuda.function.Module()
     module.load(cubin)
     return module.get_function(name)  # the Function keeps its module loaded
