@@ -1,4 +1,5 @@
-"""The private on-disk cache of generated code: numba modules and CUDA cubins.
+"""The private on-disk cache of generated code (numba modules and CUDA cubins), and the
+atomic file writes it and the checkpoints (:mod:`gpuad.train`) make.
 
 An entry is trusted only if this user wrote it, nobody else can write it, and its content
 hashes to the key it was stored under; anything else (a stale entry, a foreign or truncated
@@ -8,6 +9,7 @@ import hashlib
 import os
 import pathlib
 import stat
+import uuid
 
 
 def private_dir(name):
@@ -35,12 +37,35 @@ def trusted(path):
             and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
-def write_atomic(path, data):
-    """Write ``data`` (bytes) to ``path`` through a private temporary file and a rename."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(data)
-    os.replace(temporary, path)  # atomic: another process may read it now
+def write_atomic(path, write, mode=0o666):
+    """Write ``path`` through ``write(file)``: a temporary name created with ``mode`` (less
+    the umask), fsync, an atomic rename, then the folder synced.  A reader sees the old file or
+    the whole new one; a process killed half-way leaves the old one (checkpoints, the cache)."""
+    temporary = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    _fsync_directory(os.path.dirname(path))
+
+
+def _fsync_directory(directory):
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY)
+    except OSError:  # a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system that cannot sync a directory: the rename stands
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_or_build(directory, key, build):
@@ -56,5 +81,6 @@ def load_or_build(directory, key, build):
         if digest == hashlib.sha256(payload).hexdigest().encode() and data[64:65] == b"\n":
             return payload
     payload = build()
-    write_atomic(path, hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    entry = hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    write_atomic(path, lambda f: f.write(entry), mode=0o600)
     return payload

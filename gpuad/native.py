@@ -120,7 +120,7 @@ def load(source, dtypes):
 
 def _compiled(path, source, dtypes):
     if not disk_cache.trusted(path) or path.read_text() != source:  # stale or foreign
-        disk_cache.write_atomic(path, source.encode())
+        disk_cache.write_atomic(path, lambda f: f.write(source.encode()), mode=0o600)
     module = sys.modules.get(path.stem)
     if module is None:  # importable by its name: numba's cache finds its functions by it
         spec = importlib.util.spec_from_file_location(path.stem, path)

@@ -39,6 +39,7 @@ import uuid
 import numpy
 
 from . import backends
+from .disk_cache import write_atomic
 from .optimizers import Optimizer
 from .tensor import Tensor
 from .variables import Variable
@@ -98,37 +99,8 @@ def _slot_paths(variables, optimizers):
     return slots
 
 
-def _fsync_directory(directory):
-    try:
-        fd = os.open(directory or ".", os.O_RDONLY)
-    except OSError:  # a platform without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # a file system that cannot sync a directory: the rename stands
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path, write):
-    """Write ``path`` through ``write(file)``: a temporary name, fsync, rename."""
-    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_directory(os.path.dirname(path))
-
-
 def _write_json(path, value):
-    _atomic_write(path, lambda f: f.write(json.dumps(value, indent=1).encode()))
+    write_atomic(path, lambda f: f.write(json.dumps(value, indent=1).encode()))
 
 
 def _files(prefix):
@@ -207,7 +179,7 @@ class Checkpoint:
             os.makedirs(directory, exist_ok=True)
         if os.path.exists(index):  # overwritten: no index may name a data file half-replaced
             os.remove(index)
-        _atomic_write(data, lambda f: numpy.savez(f, **arrays))
+        write_atomic(data, lambda f: numpy.savez(f, **arrays))
         _write_json(index, {"format": FORMAT, "version": VERSION, "nonce": nonce,
                             "data": os.path.basename(data), "entries": entries})
         return file_prefix
