@@ -17,6 +17,7 @@ import math
 import numpy
 
 from .array_ops import BROADCAST_TO, REDUCE_SUM
+from .disk_cache import key_of
 from .ops import ENTRIES, numpy_function  # noqa: F401 (function.py's too)
 from .table import BUILTINS, KernelSpec
 
@@ -291,8 +292,10 @@ class ChunkGroup:
             body.append((f"o{j}", leaf(o)))
         params = tuple((f"x{k}", "bool" if self.avals[a].dtype == numpy.bool_ else "T")
                        for k, a in enumerate(self.inputs))
-        digest = abs(hash((params, tuple(ast.dump(e) for _, e in body)))) % (1 << 32)
-        return KernelSpec(f"gpuad_fused_{digest:08x}", params, tuple(outputs), tuple(body))
+        # a name from the program alone (not Python's salted hash()): the cubin cache on disk
+        # finds the kernel again in the next process
+        digest = key_of(params, *(ast.dump(e) for _, e in body))[:8]
+        return KernelSpec(f"gpuad_fused_{digest}", params, tuple(outputs), tuple(body))
 
     def render_cuda(self, name, namespace, launcher):
         """The replay's lines for the group on CuPy: one launch of :meth:`kernel_spec`'s
@@ -301,6 +304,7 @@ class ChunkGroup:
         wanted = sorted(self.outside | self.sinks)
         outs = ", ".join(f"o{j}" for j in range(len(wanted)))  # one output: not a tuple
         lines = [f"{outs} = k_{id(self)}({', '.join(name(a) for a in self.inputs)})"]
+        self.calls = 1 + len(self.sinks)  # the kernel, and a sum per sink
         for j, r in enumerate(wanted):
             aval = self.avals[r]
             namespace[f"s{r[1]}"] = (aval.shape, aval.dtype)

@@ -15,8 +15,11 @@ its input and the result it gave: they stay as regression tests.
 """
 import inspect
 import math
+import os
 import random
 import re
+import subprocess
+import sys
 import threading
 import warnings
 
@@ -24,7 +27,7 @@ import numpy as np
 import pytest
 
 import gpuad as ad
-from gpuad import numpy_memory, table
+from gpuad import fusion, numpy_memory, table
 from op_registry import NOT_DIFFERENTIABLE, REGISTRY
 from test_table import sample
 
@@ -1236,3 +1239,31 @@ def test_every_transform_inside_a_compiled_function(dtype):
         for got, want in zip(compiled(x, m), _transforms(x, m)):
             assert_same(got, want, _rtol(dtype))
     assert compiled.experimental_get_tracing_count() == 1
+
+
+def test_a_fused_group_compiles_through_the_cuda_rendering(monkeypatch):
+    """Was: the CuPy path of a fused group never counted its launches, so compiling any
+    function with a fused group on CuPy raised AttributeError (ChunkGroup.calls).  The CUDA
+    rendering is exercised here with a launcher that records the kernel spec."""
+    specs = []
+    monkeypatch.setattr(fusion.ChunkGroup, "render", lambda self, name, namespace:
+                        self.render_cuda(name, namespace, lambda spec: specs.append(spec)))
+    f = ad.function(lambda x: ad.reduce_sum(ad.sin(x) * ad.exp(x)))
+    concrete = f.get_concrete_function(ad.constant(np.zeros(1 << 19, np.float32)))
+    assert len(specs) == 1 and concrete.fused.calls == 2  # the kernel, and the sum
+    assert "calls per call: 2;" in concrete.explain()
+
+
+def test_a_fused_kernel_has_the_same_name_in_every_process():
+    """Was: named by Python's salted hash(), so every process compiled every fused kernel
+    again instead of finding its cubin in the disk cache."""
+    program = ("import numpy as np, gpuad as ad\n"
+               "f = ad.function(lambda x: ad.reduce_sum(ad.sin(x) * ad.exp(x)))\n"
+               "c = f.get_concrete_function(ad.constant(np.zeros(1 << 19, np.float32)))\n"
+               "print(c.fused.kernel_spec().name)")
+    names = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            check=True, timeout=120,
+                            env={**os.environ, "PYTHONHASHSEED": seed,
+                                 "GPUAD_BACKEND": "numpy"}).stdout.strip()
+             for seed in ("1", "2")}
+    assert len(names) == 1 and names.pop().startswith("gpuad_fused_")
