@@ -148,16 +148,11 @@ def _concat(level, primitive, values, batched, attrs):
     return core.bind(primitive, _all_batched(level, values, batched), (attrs[0] + 1,) + attrs[1:])
 
 
-def _by_jvp(out_shape):
-    """Ops linear in their first argument (the others unbatched): the batched JVP rule with
+def _linear(primitive, values, attrs, out_shape):
+    """An op linear in its first argument, the others unbatched: its batched JVP rule with
     the whole batch as the tangent is the op on the whole batch."""
-    def rule(level, primitive, values, batched, attrs):
-        if any(batched[1:]):
-            return _loop(level, primitive, values, batched, attrs)
-        out = core.Aval(out_shape(attrs), None, None)
-        tangents = (values[0],) + (None,) * (len(values) - 1)
-        return primitive.jvp(tangents, tuple(values[1:]), out, attrs, 1)
-    return rule
+    tangents = (values[0],) + (None,) * (len(values) - 1)
+    return primitive.jvp(tangents, tuple(values[1:]), core.Aval(out_shape, None, None), attrs, 1)
 
 
 def _batched_key(level, values, batched, attrs):
@@ -184,23 +179,22 @@ def _batched_key(level, values, batched, attrs):
 def _getitem(level, primitive, values, batched, attrs):
     """x[key]: by the JVP rule when only x is batched, else indexing the batch as well."""
     if not any(batched[1:]):
-        return _by_jvp(lambda attrs: None)(level, primitive, values, batched, attrs)
+        return _linear(primitive, values, attrs, None)
     key = _batched_key(level, values, batched, attrs)
     if key is None:
         return _loop(level, primitive, values, batched, attrs)
-    x = values[0] if batched[0] else broadcast_to(values[0], (level.size,) + values[0].shape)
-    return getitem(x, key)
+    return getitem(_all_batched(level, values[:1], batched[:1])[0], key)
 
 
 def _scatter_add(level, primitive, values, batched, attrs):
     """getitem's adjoint: zeros with g added at the key, one batch of them."""
     if not any(batched[1:]):
-        return _by_jvp(lambda attrs: attrs[1])(level, primitive, values, batched, attrs)
+        return _linear(primitive, values, attrs, attrs[1])
     key = _batched_key(level, values, batched, attrs)
     if key is None:
         return _loop(level, primitive, values, batched, attrs)
-    g = values[0] if batched[0] else broadcast_to(values[0], (level.size,) + values[0].shape)
-    return scatter_add(g, key, (level.size,) + attrs[1])
+    return scatter_add(_all_batched(level, values[:1], batched[:1])[0], key,
+                       (level.size,) + attrs[1])
 
 
 def _einsum(level, primitive, values, batched, attrs):
@@ -423,9 +417,7 @@ def _apply(level, primitive, args, attrs):
         with core.recording_only(lambda r: not level.is_outer(r)):
             inputs = _record_inputs(primitive, args, out)
             if isinstance(primitive, Elementwise):  # its record keeps broadcast input shapes
-                shapes = [x.shape if isinstance(x, Tensor) else None for x in inputs]
-                attrs = None if shapes.count(out.shape) + shapes.count(None) == len(shapes) \
-                    else tuple(shapes)
+                attrs = ops._broadcast_shapes(inputs, out.shape)
             core.record(primitive, inputs, out, attrs)
     return out
 
