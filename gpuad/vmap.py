@@ -568,10 +568,10 @@ def vmap(fun: Callable[..., typing.Any], in_axes: typing.Any = 0,
             return _map(fun, args, in_axes, out_axes, "vmap", True, True)
         # keyword arguments are mapped over their axis 0, as JAX's
         n, keys = len(args), list(kwargs)
-        axes = in_axes + (0,) * len(keys) if isinstance(in_axes, (tuple, list)) else in_axes
+        axes = tuple(in_axes) + (0,) * len(keys) if isinstance(in_axes, (tuple, list)) \
+            else in_axes
         return _map(lambda *a: fun(*a[:n], **dict(zip(keys, a[n:]))),
-                    args + tuple(kwargs.values()), tuple(axes) if isinstance(axes, list) else
-                    axes, out_axes, "vmap", True, True)
+                    args + tuple(kwargs.values()), axes, out_axes, "vmap", True, True)
     return batched
 
 

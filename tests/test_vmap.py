@@ -496,3 +496,10 @@ def test_batching_rules_on_cupy():
 def test_out_axes_other_than_an_int_or_none_is_a_type_error_naming_vmap():
     with pytest.raises(TypeError, match=r"vmap: out_axes must be an int or None.*\(0, 0\)"):
         ad.vmap(lambda x: (x, x), out_axes=(0, 0))
+
+
+def test_in_axes_as_a_list_with_keyword_arguments():
+    """Was: a list in_axes plus keyword arguments raised TypeError (list + tuple)."""
+    xs = ad.constant([[1.0, 2.0], [3.0, 4.0]])
+    got = ad.vmap(lambda x, y: x * y, in_axes=[0])(xs, y=xs)
+    np.testing.assert_array_equal(got.numpy(), xs.numpy() ** 2)
