@@ -66,7 +66,8 @@ def launch_elementwise(spec, preamble, args, render):
             ctype = None  # broadcast or strided: CuPy's indexing
     if ctype is None:
         return elementwise_kernel(spec, preamble)(*args)
-    key = (spec, ctype, tuple(kinds), cupy.cuda.runtime.getDevice())
+    device = cupy.cuda.runtime.getDevice()
+    key = (spec, ctype, tuple(kinds), device)
     kernel = _kernel_cache.get(key)
     if kernel is None:
         kernel = _kernel_cache[key] = cached_kernel(*render(tuple(kinds), ctype))
@@ -75,7 +76,7 @@ def launch_elementwise(spec, preamble, args, render):
     n = math.prod(shape)
     if n:
         threads = 256
-        blocks = max(1, min((n // width + threads - 1) // threads, _max_blocks()))
+        blocks = max(1, min((n // width + threads - 1) // threads, _max_blocks(device)))
         values = [a if type(a) is cupy_ndarray else
                   (numpy.bool_(a) if ctype_of == "bool" else dtype(a))
                   for a, (_, ctype_of) in zip(args, spec.params)]
@@ -165,8 +166,7 @@ _GRAPHS = os.environ.get("GPUAD_CUDA_GRAPHS", "1") != "0"  # 0: replays run unca
 _MAX_BLOCKS = {}  # device id -> the grid that fills it: 32 blocks of 256 threads per SM
 
 
-def _max_blocks():
-    device = cupy.cuda.runtime.getDevice()
+def _max_blocks(device):
     blocks = _MAX_BLOCKS.get(device)
     if blocks is None:
         sms = cupy.cuda.Device(device).attributes["MultiProcessorCount"]

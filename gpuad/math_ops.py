@@ -174,11 +174,12 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
                        bv.shape[:-2] + bv.shape[-1:] if bv.ndim > 1 else ())
     if bv.ndim == 1:
         return reshape(matmul(a, reshape(b, (-1, 1))), av.shape[:-1])
-    try:
-        numpy.broadcast_shapes(av.shape[:-2], bv.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} do not "
-                         f"broadcast") from None
+    if av.ndim > 2 or bv.ndim > 2:  # broadcast_shapes costs microseconds: only for stacks
+        try:
+            numpy.broadcast_shapes(av.shape[:-2], bv.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} do "
+                             f"not broadcast") from None
     return bind(MATMUL, (a, b))
 
 
