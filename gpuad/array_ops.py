@@ -44,6 +44,15 @@ def same_backend(op, tensors):
                         f"op; move one with Tensor.to()")
 
 
+def index_arg(op, value, like):
+    """An index argument (indices, ids, a mask) as a Tensor of its own dtype, on ``like``'s
+    backend: a TypeError naming ``op`` if a Tensor given lives on the other one."""
+    if not isinstance(value, Tensor):
+        value = convert_to_tensor(value, backend=like.backend, op=op)
+    same_backend(op, (like, value))
+    return value
+
+
 def tensor_list(op, values):
     """The tensors of a non-empty list argument, all on one backend (stack, concat)."""
     if not isinstance(values, (list, tuple)) or not values:

@@ -411,7 +411,7 @@ def _spectral_norm(a):
     return svd(a, compute_uv=False)[..., 0]
 
 
-def _normaxes_arg(axis, shape):
+def _norm_axes(axis, shape):
     """(axes, is_matrix); a pair keeps its order (ord 1 and inf tell rows from columns)."""
     if axis is None:
         return tuple(builtins.range(len(shape))), False
@@ -458,7 +458,7 @@ def norm(tensor: TensorLike, ord: str | float = "euclidean",  # noqa: A002 (TF's
     array(5., dtype=float32)
     """
     x = _input("norm", tensor, floating=True, arg="tensor")
-    axes, matrix = _normaxes_arg(axis, x.shape)
+    axes, matrix = _norm_axes(axis, x.shape)
     if matrix and ord not in ("euclidean", "fro", 1, 2, numpy.inf):
         raise ValueError(f"norm: ord must be 'euclidean', 'fro', 1, 2 or np.inf for a matrix "
                          f"norm (axis={axis!r}), got {ord!r}")

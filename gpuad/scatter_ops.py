@@ -20,7 +20,7 @@ import numpy
 
 from . import backends as _backend
 from .array_ops import (SCATTER_ADD, IndexInput, broadcast_to, cast, convert_like,
-                        convert_to_tensor, fill_key, getitem, reduce_sum, reshape, same_backend,
+                        fill_key, getitem, index_arg, reduce_sum, reshape, same_backend,
                         shape_arg, tensor_arg, unstack, zeros)
 from .core import Primitive, bind
 from .tensor import Tensor, TensorLike
@@ -53,9 +53,7 @@ _CHECK_INDICES = Primitive("check_indices", _check_indices_impl,
 
 def _indices_arg(op, indices, like):
     """``indices`` as an integer Tensor of at least one dimension, on ``like``'s backend."""
-    idx = indices if isinstance(indices, Tensor) else \
-        convert_to_tensor(indices, backend=like.backend, op=op)
-    same_backend(op, (like, idx))
+    idx = index_arg(op, indices, like)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be integers, got dtype {idx.dtype} (shape "
                         f"{idx.shape})")

@@ -14,7 +14,7 @@ import numpy
 from . import backends as _backend
 from . import ops as _ops
 from .array_ops import (axes_arg, broadcast_to, convert_like, convert_to_tensor, create,
-                        getitem, index_dtype_arg, reshape, same_backend, shape_arg, tensor_arg,
+                        getitem, index_arg, index_dtype_arg, reshape, shape_arg, tensor_arg,
                         tensor_list, transpose, zeros)
 from .core import Primitive, bind, names_memory_errors
 from .tensor import DTypeLike, Tensor, TensorLike
@@ -286,13 +286,6 @@ def pad(tensor: TensorLike, paddings: TensorLike, mode: str = "CONSTANT",
 
 # ---------------------------------------------------------------------- gather, boolean_mask
 
-def _indextensor_arg(op, value, like):
-    if not isinstance(value, Tensor):
-        value = convert_to_tensor(value, backend=like.backend, op=op)
-    same_backend(op, (like, value))
-    return value
-
-
 def gather(params: TensorLike, indices: TensorLike, axis: int = 0, batch_dims: int = 0) -> Tensor:
     """Gather slices of ``params`` along ``axis`` at ``indices``, as ``tf.gather``.
 
@@ -307,7 +300,7 @@ def gather(params: TensorLike, indices: TensorLike, axis: int = 0, batch_dims: i
            [4., 4., 3.]], dtype=float32)
     """
     x = tensor_arg(params, "gather", "params")
-    idx = _indextensor_arg("gather", indices, x)
+    idx = index_arg("gather", indices, x)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"gather: indices must be integers, got {idx.dtype}")
     if x.ndim == 0:
@@ -350,7 +343,7 @@ def boolean_mask(tensor: TensorLike, mask: TensorLike, axis: int = 0) -> Tensor:
            [3.]], dtype=float32)
     """
     x = tensor_arg(tensor, "boolean_mask", "tensor")
-    m = _indextensor_arg("boolean_mask", mask, x)
+    m = index_arg("boolean_mask", mask, x)
     if m.dtype != numpy.bool_:
         raise TypeError(f"boolean_mask: mask must be bool, got {m.dtype}")
     if m.ndim == 0:

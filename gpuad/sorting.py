@@ -13,7 +13,7 @@ import typing
 import numpy
 
 from . import backends as _backend
-from .array_ops import convert_to_tensor, getitem, index_dtype_arg, same_backend, tensor_arg
+from .array_ops import getitem, index_arg, index_dtype_arg, tensor_arg
 from .core import Primitive, bind
 from .tensor import DTypeLike, Tensor, TensorLike, concrete_value
 
@@ -206,9 +206,7 @@ _SEGMENT_GATHER = Primitive(
 
 def _segment_args(op, data, segment_ids):
     x = tensor_arg(data, op, "data")
-    ids = segment_ids if isinstance(segment_ids, Tensor) else \
-        convert_to_tensor(segment_ids, backend=x.backend, op=op)
-    same_backend(op, (x, ids))
+    ids = index_arg(op, segment_ids, x)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"{op}: segment_ids must be int32 or int64, got {ids.dtype}")
     if x.shape[:ids.ndim] != ids.shape:
