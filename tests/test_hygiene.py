@@ -81,3 +81,15 @@ def test_the_bench_command_times_a_workload_and_writes_its_table(tmp_path):
     assert "| W1" in (tmp_path / "latest.md").read_text() and "| W1" in out.stdout
     pytest.importorskip("matplotlib")
     assert (tmp_path / "latest.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_optimizers_warnings_point_at_the_users_line():
+    w, unused = ad.Variable([1.0]), ad.Variable([2.0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ad.optimizers.AdamW(decay=0.1)  # ignored, as Keras: a warning at this line
+        with ad.GradientTape() as tape:
+            loss = ad.reduce_sum(w * w)
+        ad.optimizers.SGD().minimize(loss, [w, unused], tape=tape)  # no gradient for one
+    assert len(caught) == 2 and {c.filename for c in caught} == {__file__}, \
+        [(c.filename, c.lineno, str(c.message)) for c in caught]

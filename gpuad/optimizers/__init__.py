@@ -22,11 +22,10 @@ array([0.8, 1.6], dtype=float32)
 import hashlib
 import sys
 import typing
-import warnings
 
 import numpy
 
-from .. import backends, core
+from .. import backends, core, user_warnings
 from ..array_ops import cast, convert_to_tensor, reduce_sum
 from ..ops import clip_by_value, maximum, minimum, sqrt, where
 from ..tape import GradientTape
@@ -115,8 +114,8 @@ class Optimizer:
                  **kwargs: typing.Any) -> None:
         kind = type(self).__name__
         if kwargs.pop("decay", None) is not None:
-            warnings.warn(f"{kind}: argument `decay` is no longer supported and is ignored",
-                          stacklevel=3)
+            user_warnings.warn(f"{kind}: argument `decay` is no longer supported and is "
+                               f"ignored")
         if kwargs:
             raise ValueError(f"{kind}: argument(s) not recognized: {kwargs}")
         if use_ema or gradient_accumulation_steps:
@@ -196,8 +195,8 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.apply_gradients: no gradients provided "
                              f"for any variable ({missing})")
         if missing:
-            warnings.warn(f"Gradients do not exist for variables {missing} when minimizing "
-                          f"the loss.", stacklevel=2)
+            user_warnings.warn(f"Gradients do not exist for variables {missing} when "
+                               f"minimizing the loss.")
         grads = [self._gradient_of(g, var) for g, var in pairs]
         variables = [var for _, var in pairs]
         if self.loss_scale_factor is not None:
