@@ -202,15 +202,15 @@ class ConcreteFunction:
             if names[ref] is None:  # a step folded to a number, read as an array
                 names[ref] = small.materialize(ref, lines)
             return names[ref]
+        trace_constants = {("const", k): c for k, c in enumerate(self._trace_constants)}
         avals = dict(input_avals)
-        avals.update({("const", k): core.Aval(c.shape, c.dtype, _backend_name(c))
-                      for k, c in enumerate(self._trace_constants)})
+        avals.update({ref: core.Aval(c.shape, c.dtype, _backend_name(c))
+                      for ref, c in trace_constants.items()})
         avals.update({("variable", key): core.aval_of(v) for key, v in variables.items()})
         avals.update({("node", n): step[3] for n, step in self.steps})
         kept = {r for r in outputs + [r for _, r in assigned] if r[0] == "node"}
-        group = fusion.chunk_group(self.steps, avals, kept, {
-            ("const", k): c for k, c in enumerate(self._trace_constants)},
-            fusion.CHUNK_MIN_ELEMENTS if backend == "numpy" else 1)
+        group = fusion.chunk_group(self.steps, avals, kept, trace_constants,
+                                   fusion.CHUNK_MIN_ELEMENTS if backend == "numpy" else 1)
         self.fused = group
         if group is not None:  # what does not need the group, the group, what needs it
             before = [s for s in self.steps if ("node", s[0]) not in group.members and
@@ -225,8 +225,7 @@ class ConcreteFunction:
                 if r[0] == "node":
                     last_use[r] = position
         lines = []
-        small = _SmallValues(avals, {("const", k): c for k, c in
-                                     enumerate(self._trace_constants)}, name, namespace)
+        small = _SmallValues(avals, trace_constants, name, namespace)
         lowered = 0  # steps lowered into `small`
         for position, (n, step) in enumerate(self.steps):
             if n is None:  # the fused group
@@ -277,7 +276,6 @@ class ConcreteFunction:
         self.calls = len(self.steps) - (group is not None) - lowered + \
             len(small.program.ops) + (group.calls if group is not None else 0) \
             if small.kernel is None else 1
-        self._variables_read = list(variables.values())
         self._constants = constants
         self._outputs = outputs
         self._all_new = all(r[0] not in ("python", "input") for r in outputs)
@@ -294,7 +292,7 @@ class ConcreteFunction:
         else:
             with numpy.errstate(all="ignore"):  # as eager: masked-off branches divide by 0
                 values, new = self._replay(*[t._value for t in input_leaves],
-                                           *[v._value for v in self._variables_read],
+                                           *[v._value for v in self.variables],
                                            *self._constants)
         for v, value in zip(self._assigned, new):
             (input_leaves[v[1]] if type(v) is tuple else v)._value = value
@@ -491,7 +489,7 @@ def _common_subexpressions(steps_and_folded):
             hash(key)
         except TypeError:  # arrays in attrs or constants: not comparable, kept apart
             key = None
-        if key is not None and primitive.name not in ("random", "assign") and key in first:
+        if key is not None and primitive.name not in _UNFOLDABLE and key in first:
             renamed[("node", n)] = first[key]
             continue
         if key is not None:
