@@ -309,22 +309,35 @@ def _pack(arrays):
     return _backend.cupy.concatenate(parts, dtype=dtype)
 
 
-def _reduce_arrays(op, names, arrays, how, bucket_bytes):
-    """``arrays`` (None entries pass through) reduced across ranks: new arrays, each of its
-    input's dtype and shape, one collective per bucket."""
+def _plan(op, names, arrays, how, bucket_bytes, last_first=False):
+    """The buckets of ``arrays`` (indices; None entries left out), once every rank agrees on
+    the arrays' names, shapes and dtypes and on ``how`` (before any data moves)."""
     _check_agree(op, _signature(names, arrays), how)  # first: then all ranks raise alike
     _check_reducible(op, names, arrays, how)
     present = [i for i, a in enumerate(arrays) if a is not None]
-    buckets = [[present[j] for j in b]
-               for b in plan_buckets([arrays[i] for i in present], bucket_bytes)]
+    if last_first:
+        present.reverse()
+    return [[present[j] for j in b]
+            for b in plan_buckets([arrays[i] for i in present], bucket_bytes)]
+
+
+def _reduce_arrays(op, names, arrays, how, bucket_bytes):
+    """``arrays`` (None entries pass through) reduced across ranks: new arrays, each of its
+    input's dtype and shape, one collective per bucket."""
+    buckets = _plan(op, names, arrays, how, bucket_bytes)
     flats, requests = [], []
     for bucket in buckets:  # pack the next bucket while the previous one travels
         flat = _pack([arrays[i] for i in bucket])
         flats.append(flat)
         requests.append(_start_reduce(flat, how))
-    out = list(arrays)
+    return _unpacked(list(arrays), buckets, flats, requests, arrays, how)
+
+
+def _unpacked(out, buckets, flats, requests, like, how):
+    """``out`` with each bucket's reduced arrays put at their indices, shaped and typed as
+    ``like``'s, once its collective is done."""
     for bucket, flat, request in zip(buckets, flats, requests):
-        for i, a in zip(bucket, _unpack(flat, request, [arrays[i] for i in bucket], how)):
+        for i, a in zip(bucket, _unpack(flat, request, [like[i] for i in bucket], how)):
             out[i] = a
     return out
 
@@ -524,18 +537,14 @@ class _Streaming:
         """The pass begins; ``read_ids``: the sources some op read (each will get a
         gradient).  All ranks agree on them, then on the buckets, before any data moves."""
         self.arrays = [s._value if s._id in read_ids else None for s in self.sources]
-        names = _names_of(self.sources)
-        _check_agree(self.op, _signature(names, self.arrays), self.how)
-        _check_reducible(self.op, names, self.arrays, self.how)
         # the last sources first (the last layers, whose gradients are final first); the
         # buckets start in this order on every rank, whatever order their gradients come in
-        present = [k for k, a in enumerate(self.arrays) if a is not None][::-1]
-        self.buckets = [[present[j] for j in b] for b in
-                        plan_buckets([self.arrays[k] for k in present], self.bucket_bytes)]
+        self.buckets = _plan(self.op, _names_of(self.sources), self.arrays, self.how,
+                             self.bucket_bytes, last_first=True)
         self.waiting, self.started = [len(b) for b in self.buckets], 0
         self.bucket_of = {k: b for b, bucket in enumerate(self.buckets) for k in bucket}
         self.positions = {}  # a source's id -> its positions among the sources
-        for k in present:
+        for k in self.bucket_of:
             self.positions.setdefault(self.sources[k]._id, []).append(k)
         self.grads = [None] * len(self.sources)
         self.flats, self.requests = [None] * len(self.buckets), [None] * len(self.buckets)
@@ -554,12 +563,9 @@ class _Streaming:
     def finish(self, local):
         """The reduced gradients (Tensors), in the sources' order; ``local``: what the tape
         returned, kept where no op read the source (None, zeros, or ones for a target)."""
-        out = list(local)
-        for bucket, flat, request in zip(self.buckets, self.flats, self.requests):
-            for k, a in zip(bucket, _unpack(flat, request, [self.arrays[k] for k in bucket],
-                                             self.how)):
-                out[k] = wrap(a)
-        return out
+        out = _unpacked([None] * len(local), self.buckets, self.flats, self.requests,
+                        self.arrays, self.how)
+        return [local[k] if k not in self.bucket_of else wrap(a) for k, a in enumerate(out)]
 
 
 class DistributedGradientTape:
