@@ -211,8 +211,8 @@ class _Renamed(ast.NodeTransformer):
 def _statement_impl(values, attrs):
     rule, numbers = attrs
     g = values[0]
-    arrays = [c for c in rule.coefficients if c not in dict(numbers)]
-    coefficients = dict(zip(arrays, values[1:]), **dict(numbers))
+    coefficients = dict(numbers)
+    coefficients.update(zip([c for c in rule.coefficients if c not in coefficients], values[1:]))
     if type(g) is backends.cupy_ndarray:
         out = backends.module_of(g).empty(g.shape, g.dtype)
         rule.cupy_update(out, g, {}, coefficients)
