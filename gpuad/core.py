@@ -86,7 +86,9 @@ class Primitive:
         The output's tangent from a Tensor or None per input; ``out`` is the output's
         :class:`Aval`.  A rule with a ``batch`` parameter also takes tangents with one extra
         leading dimension when ``batch`` is 1 (Jacobians push a whole basis through at once);
-        other rules run once per batch element.  Without one, forward mode uses the VJP twice.
+        other rules run once per batch element.  Without one, forward mode through the
+        primitive raises NotImplementedError (``custom_gradient`` is the one op whose forward
+        mode uses its VJP twice).
     save : callable ``save(inputs, out, attrs) -> tuple``, optional
         What a record keeps for the rules (default: nothing).
     abstract_eval : callable ``abstract_eval(avals, attrs) -> Aval``, optional

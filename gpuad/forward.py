@@ -182,12 +182,12 @@ def replay(tape, seeds, batch, last_id, basis_of=None):
         if oid in needed:
             needed.update(records[oid].input_ids)
     for oid, record in list(records.items()):
-        prim, ids, saved, attrs, out = record.primitive, record.input_ids, record.saved, \
-            record.attrs, record.out
         if oid > last_id:
             break
         if oid < first or oid not in needed:
             continue
+        prim, ids, saved, attrs, out = record.primitive, record.input_ids, record.saved, \
+            record.attrs, record.out
         if identity:
             if prim is RESHAPE and ids[0] in identity:  # same flat order: still the basis
                 identity[oid] = identity[ids[0]][:1] + out.shape

@@ -48,22 +48,19 @@ def _check_returned(value, f):
                          f"to return a value from {getattr(f, '__name__', f)}?")
 
 
-def _watched_call(op, f, args, positions, persistent=False, integers_allowed=False):
-    """Run ``f(*args)`` on a fresh tape that watches the arguments at ``positions``, converted
-    to Tensors; returns ``(tape, f's value, the watched Tensors)``.  A non-floating argument
-    is a TypeError (JAX's rule) unless ``integers_allowed`` (then it is not watched)."""
+def _watched_call(op, f, args, positions):
+    """Run ``f(*args)`` on a fresh tape that watches the floating arguments at ``positions``,
+    converted to Tensors (an integer one is not watched: its gradient is None, as TensorFlow
+    1's); returns ``(tape, f's value, the Tensors at positions)``."""
     args = list(args)
     seen = set()
     for i in positions:
         t = convert_to_tensor(args[i], op=op)
-        if t.dtype.kind not in "fc" and not integers_allowed:
-            raise TypeError(f"{op}: argument {i} has dtype {t.dtype}; only floating arguments "
-                            f"can be differentiated")
         if id(t) in seen:  # the same tensor twice gets two separate derivatives
             t = identity(t)
         seen.add(id(t))
         args[i] = t
-    tape = GradientTape(persistent=persistent)
+    tape = GradientTape()
     with tape:
         for i in positions:
             if args[i].dtype.kind in "fc":
@@ -78,9 +75,7 @@ def _value_and_gradients(f, params, args, kwargs):
         raise ValueError("gradients_function: the function to differentiate cannot take "
                          f"keyword arguments (got {sorted(kwargs)})")
     positions = _param_positions(f, params, len(args))
-    # TensorFlow 1's: an integer argument is not watched (its gradient is None), no error
-    tape, value, sources = _watched_call("gradients_function", f, args, positions,
-                                         integers_allowed=True)
+    tape, value, sources = _watched_call("gradients_function", f, args, positions)
     _check_returned(value, f)
     return value, tape.gradient(value, sources, output_gradients=dy)
 
@@ -346,11 +341,12 @@ def jacobian(f: _Function, argnums: int | Sequence[int] = 0) -> _Function:
         single, positions = _argnums("jacobian", argnums, len(args))
         tape, out, trees = _tree_call("jacobian", f, args, positions, persistent=True)
         targets, rebuild = flatten(out)
+        sources = _sources(trees)
         blocks = []
         for target in targets:
             if not isinstance(target, Tensor):
                 raise TypeError(f"jacobian: f must return Tensors, got {type(target).__name__}")
-            parts = _per_tree(trees, tape.jacobian(target, _sources(trees),
+            parts = _per_tree(trees, tape.jacobian(target, sources,
                                                    unconnected_gradients="zero"))
             blocks.append(parts[0] if single else tuple(parts))
         return rebuild(blocks)
