@@ -121,13 +121,13 @@ def shape_arg(op: str, shape: typing.Any) -> tuple[int, ...]:
 
 # -------------------------------------------------------------------------------- reduce_sum
 
-_FLOAT16 = numpy.dtype(numpy.float16)
+FLOAT16 = numpy.dtype(numpy.float16)  # compared by identity on hot paths
 
 
 def _reduce_sum_impl(values, attrs):
     v = values[0]
     axes, keepdims = attrs
-    if v.dtype is _FLOAT16:  # accumulated in float32, as TensorFlow
+    if v.dtype is FLOAT16:  # accumulated in float32, as TensorFlow
         return v.sum(axis=axes, keepdims=keepdims, dtype=numpy.float32).astype(numpy.float16)
     return v.sum(axis=axes, keepdims=keepdims, dtype=v.dtype)
 

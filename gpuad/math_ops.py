@@ -10,7 +10,7 @@ import numpy
 
 from . import backends as _backend
 from . import numpy_memory
-from .array_ops import (axes_arg, batch_axes, cast, convert_to_tensor, expand_batched,
+from .array_ops import (FLOAT16, axes_arg, batch_axes, cast, convert_to_tensor, expand_batched,
                         kept_shape, reduce_input, reduce_sum, reshape, same_backend,
                         sum_to_shape, swap_last, tensor_arg)
 from .core import Primitive, bind, save_inputs, save_inputs_and_output
@@ -133,14 +133,13 @@ def _matmul_raw(xp, a, b):
     return _product(xp, a, b)
 
 
-_FLOAT16 = numpy.dtype(numpy.float16)
 
 
 def _product(xp, a, b):
     """``xp.matmul(a, b)``; on NumPy a large result goes into a pooled buffer."""
     if xp is not numpy:
         return xp.matmul(a, b)
-    if a.dtype is _FLOAT16:  # NumPy's float16 matmul accumulates in float16: float32
+    if a.dtype is FLOAT16:  # NumPy's float16 matmul accumulates in float16: float32
         return numpy.matmul(a.astype(numpy.float32), b.astype(numpy.float32)).astype(a.dtype)
     shape = (a.shape[-2], b.shape[-1])
     if a.ndim > 2 or b.ndim > 2:  # broadcast_shapes costs microseconds: only for stacks

@@ -101,8 +101,8 @@ def _raw_scan(name, v, axis, exclusive, reverse):
     return out[flip] if reverse else out
 
 
-def _scan_args(op, x, axis):
-    x = _input(op, x)
+def _scan_args(op, x, axis, floating=False):
+    x = _input(op, x, floating)
     if isinstance(axis, Tensor) and axis.ndim == 0:
         axis = axis.numpy().item()
     if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, numpy.integer)):
@@ -274,8 +274,7 @@ def cumulative_logsumexp(x: TensorLike, axis: int = 0, exclusive: bool = False,
     >>> ad.math.cumulative_logsumexp(ad.constant([0.0, 0.0]), exclusive=True).numpy()
     array([-inf,   0.], dtype=float32)
     """
-    x = _input("cumulative_logsumexp", x, floating=True)
-    x, axis = _scan_args("cumulative_logsumexp", x, axis)
+    x, axis = _scan_args("cumulative_logsumexp", x, axis, floating=True)
     out = bind(_CUMULATIVE_LOGSUMEXP, (x,), (axis, -1 if reverse else 1))
     return _shift(out, axis, -1 if reverse else 1, -numpy.inf) if exclusive else out
 
