@@ -423,9 +423,7 @@ class _SmallValues:
             op, operands = program.ops[k]
             shapes, dtypes = zip(*[self._aval(o) for o in operands])
             self.shape[k] = numpy.broadcast_shapes(*shapes)
-            known = [d for d in dtypes if d is not None and d != numpy.bool_]
-            self.dtype[k] = numpy.dtype(numpy.bool_) if op in fusion.BOOLEAN else \
-                known[0] if known else self.avals[ref].dtype
+            self.dtype[k] = fusion.result_dtype(op, dtypes, self.avals[ref].dtype)
             self.namespace[f"u_{op}"] = fusion.numpy_function(op)
             args = [self.source(o) for o in operands]
             # Python numbers alone (a select's branches too) would compute in float64

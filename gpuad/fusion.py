@@ -330,10 +330,17 @@ class ChunkGroup:
         dtype = {("in", k): self.avals[a].dtype for k, a in enumerate(self.inputs)}
         floating = next(self.avals[r].dtype for r in self.members)
         for k, (op, operands) in enumerate(self.program.ops):
-            known = [dtype[o] for o in operands if o[0] != "num" and dtype[o] != numpy.bool_]
-            dtype[("op", k)] = numpy.dtype(numpy.bool_) if op in BOOLEAN else \
-                known[0] if known else floating
+            dtype[("op", k)] = result_dtype(
+                op, [dtype[o] for o in operands if o[0] != "num"], floating)
         return dtype
+
+
+def result_dtype(op, operand_dtypes, default):
+    """A program operation's result dtype: bool for a comparison, else its first operand's
+    that is not bool (numbers have none: None), else ``default``."""
+    if op in BOOLEAN:
+        return numpy.dtype(numpy.bool_)
+    return next((d for d in operand_dtypes if d is not None and d != numpy.bool_), default)
 
 
 _BINARY = {name: op for op, name in _OPERATORS.items()}
