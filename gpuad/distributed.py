@@ -41,6 +41,7 @@ from .array_ops import convert_to_tensor
 from .core import raw
 from .forward import UnconnectedGradients
 from .nest import flatten
+from .optimizers import loss_gradients
 from .tape import GradientTape
 from .tensor import Tensor, concrete_value, wrap
 from .variables import Variable
@@ -700,16 +701,8 @@ class DistributedOptimizer:
         """Keras 3's ``minimize``: the gradients of ``loss`` (a Tensor that ``tape``
         recorded, or a function of no arguments) with respect to ``var_list``, averaged
         across ranks and applied."""
-        var_list = list(var_list() if callable(var_list) else var_list)
-        if tape is None:
-            if not callable(loss):
-                raise ValueError("gpuad.distributed.DistributedOptimizer.minimize: loss is a "
-                                 "Tensor and no tape was given; pass the tape that recorded "
-                                 "it, or a function of no arguments")
-            with GradientTape() as tape:
-                tape.watch(var_list)
-                loss = loss()
-        elif callable(loss):
-            with tape:
-                loss = loss()
-        return self.apply_gradients(zip(tape.gradient(loss, var_list), var_list))
+        grads, var_list = loss_gradients(
+            loss, var_list, tape, "gpuad.distributed.DistributedOptimizer.minimize: loss is a "
+                                  "Tensor and no tape was given; pass the tape that recorded "
+                                  "it, or a function of no arguments")
+        return self.apply_gradients(zip(grads, var_list))

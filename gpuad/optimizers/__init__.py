@@ -80,6 +80,25 @@ def _owned(var):
     return var._value
 
 
+def loss_gradients(loss, var_list, tape, no_tape):
+    """Keras's ``minimize`` up to the update: ``(gradients, variables)`` of ``loss`` (a Tensor
+    that ``tape`` recorded, or a function of no arguments) over ``var_list`` (Variables or a
+    function returning them); ``no_tape``: the ValueError's message for a Tensor loss without
+    a tape."""
+    if tape is None:
+        if not callable(loss):
+            raise ValueError(no_tape)
+        with GradientTape() as tape:
+            var_list = var_list() if callable(var_list) else var_list
+            tape.watch(var_list)
+            loss = loss()
+    elif callable(loss):
+        with tape:
+            loss = loss()
+    var_list = list(var_list() if callable(var_list) else var_list)
+    return tape.gradient(loss, var_list), var_list
+
+
 class Optimizer:
     """The base of gpuad's optimizers, as ``keras.optimizers.Optimizer``.
 
@@ -225,19 +244,9 @@ class Optimizer:
         argument; ``var_list``: Variables or a callable returning them. Returns
         ``iterations``.
         """
-        if tape is None:
-            if not callable(loss):
-                raise ValueError(f"{type(self).__name__}.minimize: `tape` is required when "
-                                 f"`loss` is a Tensor (a callable loss needs none)")
-            with GradientTape() as tape:
-                var_list = var_list() if callable(var_list) else var_list
-                tape.watch(var_list)
-                loss = loss()
-        elif callable(loss):
-            with tape:
-                loss = loss()
-        var_list = list(var_list() if callable(var_list) else var_list)
-        grads = tape.gradient(loss, var_list)
+        grads, var_list = loss_gradients(
+            loss, var_list, tape, f"{type(self).__name__}.minimize: `tape` is required when "
+                                  f"`loss` is a Tensor (a callable loss needs none)")
         return self.apply_gradients(zip(grads, var_list))
 
     def exclude_from_weight_decay(self, var_list: typing.Iterable[Variable] | None = None,
