@@ -887,7 +887,7 @@ def complex(real: TensorLike, imag: TensorLike) -> Tensor:  # noqa: A001 (TF's n
     array([1.+3.j, 2.-1.j], dtype=complex64)
     """
     re = tensor_arg(real, "complex", "real")
-    im = convert_like(imag, re, "complex") if not isinstance(imag, Tensor) else imag
+    im = convert_like(imag, re, "complex")
     same_backend("complex", (re, im))
     if re.dtype != im.dtype or re.dtype not in _COMPLEX_OF:
         raise TypeError(f"complex: real has dtype {re.dtype} and imag has dtype {im.dtype}; "
@@ -919,16 +919,18 @@ def angle(input: TensorLike) -> Tensor:  # noqa: A002 (TF's argument name)
     return atan2(imag(x), real(x))  # atan2's gradients, through imag and real: TF's
 
 
+def _nonzero(out):  # |z| with 1 where it is 0: the derivatives are 0 there, as TF's div_no_nan
+    return where(equal(out, 0), ones_like(out), out)
+
+
 def _complex_abs_vjp(g, saved, attrs, needs):
     z, out = saved
-    safe = where(equal(out, 0), ones_like(out), out)  # 0 at z = 0, as TF's div_no_nan
-    return (complex(g / safe, zeros_like(g)) * z,)
+    return (complex(g / _nonzero(out), zeros_like(g)) * z,)
 
 
 def _complex_abs_jvp(tangents, saved, out_aval, attrs):
     z, out = saved
-    safe = where(equal(out, 0), ones_like(out), out)
-    return real(conj(z) * tangents[0]) / safe
+    return real(conj(z) * tangents[0]) / _nonzero(out)
 
 
 _COMPLEX_ABS = core.Primitive(

@@ -666,12 +666,19 @@ def kernel_specs(entries):
                         for n in e.partials if not _is_const(e.partials[n])]
     for entry in list(entries.values()) + gradient_entries:
         specs.append(forward_kernel_spec(entry))
-        grads = [n in entry.partials for n in entry.inputs]
-        for needs in itertools.product((False, True), repeat=len(entry.inputs)):
-            if any(needs) and all(g or not n for g, n in zip(grads, needs)):
-                specs.append(vjp_kernel_spec(entry, needs))
-                specs.append(jvp_kernel_spec(entry, needs))
+        for needs in _needs_sets(entry):
+            specs.append(vjp_kernel_spec(entry, needs))
+            specs.append(jvp_kernel_spec(entry, needs))
     return specs
+
+
+def _needs_sets(entry):
+    """Each ``needs`` (which inputs want a gradient) of a VJP or JVP kernel of ``entry``: at
+    least one, and only inputs that have a partial."""
+    grads = [n in entry.partials for n in entry.inputs]
+    for needs in itertools.product((False, True), repeat=len(entry.inputs)):
+        if any(needs) and all(g or not n for g, n in zip(grads, needs)):
+            yield needs
 
 
 def complex_kernel_specs(entries):
@@ -680,10 +687,8 @@ def complex_kernel_specs(entries):
     and gpuad ops)."""
     specs = []
     for entry in (complex_entry(entries[n]) for n in sorted(COMPLEX_ENTRIES)):
-        grads = [n in entry.partials for n in entry.inputs]
-        for needs in itertools.product((False, True), repeat=len(entry.inputs)):
-            if any(needs) and all(g or not n for g, n in zip(grads, needs)):
-                specs.append(vjp_kernel_spec(entry, needs, conjugate=True))
+        specs.extend(vjp_kernel_spec(entry, needs, conjugate=True)
+                     for needs in _needs_sets(entry))
     return specs
 
 
