@@ -44,12 +44,18 @@ def _argsort_impl(values, attrs):
 _ARGSORT = Primitive("argsort", _argsort_impl)
 
 
-def _sort_args(op, values, axis, direction):
-    x = tensor_arg(values, op, "values")
+def _sortable(op, values, arg):
+    """A numeric tensor of rank 1 or more, the argument ``arg`` of ``op``."""
+    x = tensor_arg(values, op, arg)
     if x.dtype.kind not in "fiu":
-        raise TypeError(f"{op}: values has dtype {x.dtype}; expected a numeric tensor")
+        raise TypeError(f"{op}: {arg} has dtype {x.dtype}; expected a numeric tensor")
     if x.ndim == 0:
-        raise ValueError(f"{op}: values must have rank >= 1, got a scalar (shape ())")
+        raise ValueError(f"{op}: {arg} must have rank >= 1, got a scalar (shape ())")
+    return x
+
+
+def _sort_args(op, values, axis, direction):
+    x = _sortable(op, values, "values")
     if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, numpy.integer)) or \
             not -x.ndim <= axis < x.ndim:
         raise ValueError(f"{op}: axis must be an int in [{-x.ndim}, {x.ndim}) for values of "
@@ -132,11 +138,7 @@ def top_k(input: TensorLike, k: int = 1, sorted: bool = True,  # noqa: A002 (TF'
     >>> values.numpy(), indices.numpy()
     (array([3., 3., 2.], dtype=float32), array([1, 2, 3], dtype=int32))
     """
-    x = tensor_arg(input, "top_k", "input")
-    if x.dtype.kind not in "fiu":
-        raise TypeError(f"top_k: input has dtype {x.dtype}; expected a numeric tensor")
-    if x.ndim == 0:
-        raise ValueError("top_k: input must have rank >= 1, got a scalar (shape ())")
+    x = _sortable("top_k", input, "input")
     if isinstance(k, Tensor) and k.ndim == 0:
         k = concrete_value(k, "k of top_k").item()
     if isinstance(k, bool) or not isinstance(k, (numbers.Integral, numpy.integer)):
