@@ -96,7 +96,9 @@ def cached_kernel(source, name):
     try:
         cubin = disk_cache.load_or_build(disk_cache.private_dir("cuda"), f"{key}.cubin",
                                          lambda: nvrtc_compile(source, f"{name}.cu", arch))
-    except RuntimeError:  # an NVRTC older than the device's architecture: CuPy's own way
+    except RuntimeError as error:  # an NVRTC older than the device: CuPy picks an arch
+        if "gpu-architecture" not in str(error):  # a real compile error stays one
+            raise
         return cupy.RawKernel(source, name, options=_COMPILE_OPTIONS)
     module = cupy.cuda.function.Module()
     module.load(cubin)
