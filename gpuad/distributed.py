@@ -144,7 +144,7 @@ def _leaves(op, tensors, name=None):
     for a single tensor, else a Variable's name or the leaf's position)."""
     _comm(op)
     flat, rebuild = flatten(tensors)
-    flat = [t if isinstance(t, Tensor) else convert_to_tensor(t, op=op) for t in flat]
+    flat = [convert_to_tensor(t, op=op) for t in flat]
     names = [name] if name is not None and isinstance(tensors, Tensor) else \
         [t.name if isinstance(t, Variable) else f"tensors[{i}]" for i, t in enumerate(flat)]
     return flat, rebuild, names

@@ -97,8 +97,9 @@ def kernel_source(program, ops, inputs_full, results, sums, parallel, dtypes):
 
 
 def load(source, dtypes):
-    """The compiled ``kernel`` of ``source`` (a module in :func:`cache_dir`), compiled now for
-    inputs and outputs of ``dtypes``; None, with one warning, if numba fails on it."""
+    """The compiled ``kernel`` of ``source`` (a module in the private ``numba`` folder of
+    :mod:`gpuad.disk_cache`), compiled now for inputs and outputs of ``dtypes``; None, with one
+    warning, if numba fails on it."""
     global _warned
     key = disk_cache.key_of(source, numba.__version__)[:24]
     path = disk_cache.private_dir("numba") / f"gpuad_kernel_{key}.py"

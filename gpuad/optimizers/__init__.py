@@ -279,7 +279,7 @@ class Optimizer:
 
     def _gradient_of(self, g, var):
         op = f"{type(self).__name__}.apply_gradients"
-        g = convert_to_tensor(g, op=op) if not isinstance(g, Tensor) else g
+        g = convert_to_tensor(g, op=op)
         if g.shape != var.shape:
             raise ValueError(f"{op}: gradient of shape {g.shape} for variable '{var.name}' of "
                              f"shape {var.shape}")
